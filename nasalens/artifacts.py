@@ -1,0 +1,82 @@
+"""Files nasalens writes: JSON, JSONL and safetensors, each written atomically.
+
+Every write goes to a temp file beside the target and is renamed into place, so a crash never
+leaves a half-written artifact. Tensors go in safetensors only; nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from nasalens.errors import NasalensError
+
+
+def _atomic(path: Path, write: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(Path(tmp))  # type: ignore[operator]
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, payload: object) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
+    text = json.dumps(payload, indent=2, allow_nan=True) + "\n"
+    _atomic(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def read_json(path: str | Path) -> object:
+    """Read a JSON file.
+
+    Raises:
+        NasalensError: When the file is missing or not valid JSON.
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise NasalensError(f"cannot read JSON file {str(path)!r}: {err}") from err
+
+
+def append_jsonl(path: str | Path, record: Mapping[str, object]) -> None:
+    """Append one JSON record as a line, flushed to disk before returning."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(record, allow_nan=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_tensors(
+    path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write tensors as safetensors, atomically (contiguous CPU copies)."""
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _atomic(Path(path), lambda tmp: save_file(flat, str(tmp), metadata=dict(metadata or {})))
+
+
+def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file into CPU tensors.
+
+    Raises:
+        NasalensError: When the file is missing or not safetensors.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as err:
+        raise NasalensError(f"cannot read tensors from {str(path)!r}: {err}") from err

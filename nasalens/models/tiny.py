@@ -1,0 +1,101 @@
+"""A tiny random Llama (grouped-query attention) as a TransformerBridge, built in ~0.1 s offline.
+
+For tests, docs and quick experiments: same code paths as a real model, no download. Its
+tokenizer is a small byte-level BPE with a ChatML chat template.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nasalens.models.loading import boot, check_live_hooks
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+_CORPUS = [
+    "You are given a question and you MUST answer Yes or No. Question: What is the capital of "
+    "France? Is the answer Paris? Answer: Yes",
+    "You MUST answer shortly the given question based on your knowledge. Question: Who wrote "
+    "Hamlet? Answer: William Shakespeare",
+    "True or False, Correct or Wrong, yes or no. The answer is No.",
+    "user assistant system The sky is blue and grass is green. 12 plus 7 is 19.",
+]
+
+
+def tiny_tokenizer(vocab_size: int = 400) -> object:
+    """Return a byte-level BPE tokenizer with a ChatML template (BOS ``<|im_start|>``)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(_CORPUS * 4, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def tiny_model(
+    *,
+    seed: int = 0,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    n_kv_heads: int = 2,
+    d_model: int = 64,
+    d_mlp: int = 128,
+    n_ctx: int = 512,
+) -> torch.nn.Module:
+    """Build a random Llama TransformerBridge with grouped-query attention, offline.
+
+    Args:
+        seed: Seed of the random weights.
+        n_layers: Transformer blocks.
+        n_heads: Query heads per layer.
+        n_kv_heads: Key/value heads per layer (must divide n_heads).
+        d_model: Residual width; d_head is d_model // n_heads.
+        d_mlp: MLP width.
+        n_ctx: Maximum context length.
+
+    Returns:
+        The bridge in eval mode, with its tokenizer.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tiny_tokenizer()
+    cfg = LlamaConfig(
+        vocab_size=len(tok),  # type: ignore[arg-type]
+        hidden_size=d_model,
+        intermediate_size=d_mlp,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv_heads,
+        max_position_embeddings=n_ctx,
+        bos_token_id=tok.bos_token_id,  # type: ignore[attr-defined]
+        eos_token_id=tok.eos_token_id,  # type: ignore[attr-defined]
+        pad_token_id=tok.pad_token_id,  # type: ignore[attr-defined]
+        tie_word_embeddings=False,
+    )
+    cfg.architectures = ["LlamaForCausalLM"]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        hf = LlamaForCausalLM(cfg).eval()
+    model = boot(hf, tok, f"nasalens-tiny-{seed}")
+    check_live_hooks(model)
+    return model
