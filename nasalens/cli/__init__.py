@@ -1,0 +1,27 @@
+"""The `nasalens` command: thin wrappers that build a config, call the public API, print, write.
+
+Every command calls the same functions a notebook would; nothing is reachable only from here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from nasalens.cli import evaluation  # noqa: F401  (registers its commands)
+from nasalens.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the `nasalens` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from nasalens.errors import NasalensError
+
+    try:
+        app()
+    except NasalensError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(2) from err

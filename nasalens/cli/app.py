@@ -1,0 +1,56 @@
+"""The typer app and the options and helpers every command shares.
+
+Commands live in one module per group (evaluation, heads, validation, tuning...).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find, prove and repair the attention heads behind an LLM's negative bias.",
+)
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Hub id, HF folder or .gguf; default: embedded SmolLM2."),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Root of the reference data sets (strategyqa/, gsm8k/, ...); default: "
+        "$NASALENS_DATA_DIR.",
+    ),
+]
+
+
+def data_dir(option: Path | None) -> Path | None:
+    """The data root: the option, else $NASALENS_DATA_DIR, else None."""
+    if option is not None:
+        return option
+    env = os.environ.get("NASALENS_DATA_DIR")
+    return Path(env) if env else None
+
+
+def table(frame: pd.DataFrame) -> str:
+    """A DataFrame as plain text with three decimals."""
+    return frame.to_string(index=False, float_format=lambda x: f"{x:.3f}")
+
+
+def load(model: str | None) -> object:
+    """Load a model (default: the embedded one) and say how long it took."""
+    import nasalens as nl
+
+    start = time.perf_counter()
+    loaded = nl.load_model(model)
+    typer.echo(f"loaded {nl.info(loaded).name} in {time.perf_counter() - start:.1f} s")
+    return loaded
