@@ -9,7 +9,8 @@ import logging
 
 import typer
 
-from nasalens.cli import evaluation  # noqa: F401  (registers its commands)
+# Importing a command module registers its commands on `app`.
+from nasalens.cli import analysis, evaluation, heads, tuning, validation  # noqa: F401
 from nasalens.cli.app import app
 
 __all__ = ["app", "main"]

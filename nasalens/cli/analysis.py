@@ -1,0 +1,5 @@
+"""Commands of the analysis group (filled in by its issue)."""
+
+from __future__ import annotations
+
+from nasalens.cli.app import app  # noqa: F401
