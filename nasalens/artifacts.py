@@ -21,6 +21,9 @@ def _atomic(path: Path, write: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    Path(tmp).chmod(0o666 & ~umask)  # mkstemp makes 0600; give it a normal file's mode
     try:
         write(Path(tmp))  # type: ignore[operator]
         Path(tmp).replace(path)
@@ -80,3 +83,8 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (OSError, SafetensorError) as err:
         raise NasalensError(f"cannot read tensors from {str(path)!r}: {err}") from err
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write raw bytes (an HTML page, a PNG), atomically."""
+    _atomic(Path(path), lambda tmp: tmp.write_bytes(data))

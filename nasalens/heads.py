@@ -11,6 +11,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,23 @@ class HeadSet(Sequence[Head]):
     def __iter__(self) -> Iterator[Head]:
         return iter(self.heads)
 
-    def __getitem__(self, index: int) -> Head:  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> Head: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> HeadSet: ...
+
+    def __getitem__(self, index: int | slice) -> Head | HeadSet:
+        """A head, or for a slice the sub-set with its numbers."""
+        if isinstance(index, slice):
+            return HeadSet(
+                self.heads[index],
+                self.nas[index],
+                self.share[index],
+                self.k,
+                self.consistency,
+                self.n_samples,
+            )
         return self.heads[index]
 
     def __repr__(self) -> str:
@@ -91,9 +108,7 @@ class HeadSet(Sequence[Head]):
 
     def top(self, n: int) -> HeadSet:
         """The first ``n`` heads."""
-        return HeadSet(
-            self.heads[:n], self.nas[:n], self.share[:n], self.k, self.consistency, self.n_samples
-        )
+        return self[:n]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per head: layer, head, name, rank, nas, share."""
@@ -171,12 +186,7 @@ def negative_heads(
     """
     n_samples, n_layers, n_heads = scores.per_sample.shape
     total = n_layers * n_heads
-    if not 1 <= k <= total:
-        raise NasalensError(f"k must be between 1 and the number of heads ({total}), got {k}")
-    if n < 1:
-        raise NasalensError(f"n must be at least 1, got {n}")
-    if not 0 < consistency <= 1:
-        raise NasalensError(f"consistency must be in (0, 1], got {consistency}")
+    check_selection(total, k=k, n=n, consistency=consistency)
     if n_samples == 0:
         raise NasalensError("no samples in the scores; compute NAS on at least one sample")
     flat = scores.per_sample.reshape(n_samples, total)
@@ -195,6 +205,20 @@ def negative_heads(
         consistency,
         n_samples,
     )
+
+
+def check_selection(total: int, *, k: int, n: int, consistency: float) -> None:
+    """Check selection arguments for a model with ``total`` heads (before any NAS is run).
+
+    Raises:
+        NasalensError: When k, n or consistency is out of range.
+    """
+    if not 1 <= k <= total:
+        raise NasalensError(f"k must be between 1 and the number of heads ({total}), got {k}")
+    if n < 1:
+        raise NasalensError(f"n must be at least 1, got {n}")
+    if not 0 < consistency <= 1:
+        raise NasalensError(f"consistency must be in (0, 1], got {consistency}")
 
 
 def overlap(a: Sequence[Head], b: Sequence[Head]) -> int:

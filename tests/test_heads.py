@@ -117,3 +117,12 @@ def test_head_sets_round_trip_through_json(tmp_path):
         HeadSet.load(tmp_path / "bad.json")
     with pytest.raises(NasalensError, match="appears twice"):
         HeadSet.of(["L1H1", "L1H1"])
+
+
+def test_slicing_a_head_set_keeps_its_numbers():
+    scores = _scores(torch.randn(6, 3, 4))
+    heads = negative_heads(scores, k=6, n=5, consistency=0.5)
+    first = heads[:2]
+    assert isinstance(first, HeadSet) and first.heads == heads.heads[:2]
+    assert first.nas == heads.nas[:2] and first == heads.top(2)
+    assert heads[0] == heads.heads[0]

@@ -8,7 +8,7 @@ from nasalens.data.ar_lsat import load_ar_lsat
 from nasalens.data.builtin_sets import builtin, builtin_questions
 from nasalens.data.gsm8k import gsm8k_questions, load_gsm8k
 from nasalens.data.jsonl import load_jsonl, load_questions_jsonl
-from nasalens.data.registry import load
+from nasalens.data.registry import load, load_positives
 from nasalens.data.sample import Question, Sample, binary_samples
 from nasalens.data.shortqa import hotpotqa_questions, load_hotpotqa, load_nq_open, nq_open_questions
 from nasalens.data.strategyqa import load_strategyqa
@@ -27,6 +27,7 @@ __all__ = [
     "load_hotpotqa",
     "load_jsonl",
     "load_nq_open",
+    "load_positives",
     "load_questions_jsonl",
     "load_strategyqa",
     "nq_open_questions",

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nasalens.data.ar_lsat import load_ar_lsat
-from nasalens.data.builtin_sets import builtin
-from nasalens.data.gsm8k import load_gsm8k
+from nasalens.data.builtin_sets import builtin, builtin_questions
+from nasalens.data.gsm8k import gsm8k_questions, load_gsm8k
 from nasalens.data.jsonl import load_jsonl
-from nasalens.data.sample import Sample
-from nasalens.data.shortqa import load_hotpotqa, load_nq_open
+from nasalens.data.sample import Question, Sample, subset
+from nasalens.data.shortqa import hotpotqa_questions, load_hotpotqa, load_nq_open, nq_open_questions
 from nasalens.data.strategyqa import load_strategyqa
 from nasalens.errors import NasalensError
 
@@ -69,3 +69,49 @@ def load(
             )
         return builtin("probe" if key == "builtin_probe" else "eval", n=n, seed=seed)
     raise NasalensError(f"unknown data set {name!r}; use one of: {', '.join(NAMES)}")
+
+
+QUESTION_SETS: dict[str, Callable[[Path | None, int | None, int], list[Question]]] = {
+    "builtin_probe": lambda _, n, seed: subset(builtin_questions("probe"), n, seed=seed),
+    "builtin_eval": lambda _, n, seed: subset(builtin_questions("eval"), n, seed=seed),
+    "nq_open": lambda root, n, seed: nq_open_questions(root, n=n, seed=seed),
+    "hotpotqa": lambda root, n, seed: hotpotqa_questions(root, n=n, seed=seed),
+    "gsm8k": lambda root, n, seed: gsm8k_questions(root, n=n, seed=seed),
+}
+
+
+def load_positives(
+    name: str, path: str | Path | None = None, *, n: int | None = None, seed: int = 0
+) -> list[Sample]:
+    """Load the positive (gold "Yes") samples of a set: what NAS and probing are computed on.
+
+    Short-answer sets (builtin-probe, builtin-eval, nq_open, hotpotqa, gsm8k) give one positive
+    sample per question (``n`` questions, seeded); native yes/no sets and JSONL files (a path
+    ending in ``.jsonl``) give their gold-Yes samples (a seeded ``n`` of them).
+
+    Args:
+        name: A set name as for `load`, or the path of a JSONL file.
+        path: The file, folder or data root of an external set (as for `load`).
+        n: How many samples (None: all).
+        seed: Seed of the subset.
+
+    Returns:
+        Positive samples only.
+
+    Raises:
+        NasalensError: When the set has no gold-Yes sample, or as `load`.
+    """
+    key = name.strip().casefold().replace("-", "_")
+    if key in QUESTION_SETS:
+        root = None if path is None else Path(path)
+        return [q.positive() for q in QUESTION_SETS[key](root, n, seed)]
+    if name.endswith(".jsonl"):
+        samples = load_jsonl(name, balanced=False)
+    else:
+        samples = load(name, path, seed=seed)
+    positives = [s for s in samples if s.gold]
+    if not positives:
+        raise NasalensError(
+            f"data set {name!r} has no positive (gold Yes) samples; NAS is found on those"
+        )
+    return subset(positives, min(n, len(positives)) if n else None, seed=seed)
