@@ -11,8 +11,8 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import overload
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pandas as pd
