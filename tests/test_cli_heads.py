@@ -13,7 +13,7 @@ from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet, negative_heads
 from nasalens.scores import nas
 
-pytestmark = pytest.mark.filterwarnings("error")
+pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.legacy]
 
 OPTIONS = ["--k", "4", "--n", "3", "--consistency", "0.5", "--chunk-size", "2"]
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from nasalens.generation import short_answers
@@ -5,6 +6,8 @@ from nasalens.models import adapt
 from nasalens.models.interface import ModelAdapter
 from nasalens.prompts import encode, short_answer
 from tests.builders import make_samples
+
+pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
 
 
 def test_cached_bridge_decoding_equals_plain_greedy_decoding(tiny_model):

@@ -11,6 +11,8 @@ from nasalens import metrics
 from nasalens.prompts import binary, encode
 from tests.builders import make_samples
 
+pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
+
 
 def test_classification_against_a_hand_worked_table():
     # gold:  Y Y Y Y N N N N N N ; pred: Y N N N Y N N N N N  -> TP 1, FN 3, FP 1, TN 5

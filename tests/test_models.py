@@ -29,6 +29,7 @@ def test_geometry_groups_query_heads_by_kv_head():
         ModelInfo("m", "Llama", 2, 9, 4, 576, 64, 10, 10)
 
 
+@pytest.mark.legacy
 def test_tiny_model_geometry(tiny_model):
     geo = info(tiny_model)
     assert geo.architecture == "LlamaForCausalLM"
@@ -51,6 +52,7 @@ def _patterns(model, tokens):
     return cache["blocks.1.attn.hook_pattern"]
 
 
+@pytest.mark.legacy
 @pytest.mark.parametrize("which", ["q", "k"])
 def test_perturbing_a_slice_changes_only_the_heads_that_read_it(tiny_model_copy, which):
     model = tiny_model_copy
@@ -66,6 +68,7 @@ def test_perturbing_a_slice_changes_only_the_heads_that_read_it(tiny_model_copy,
     assert changed == ({2} if which == "q" else {2, 3})
 
 
+@pytest.mark.legacy
 def test_logits_at_equals_full_forward_on_a_padded_batch(tiny_model):
     adapter = adapt(tiny_model)
     tokens = torch.randint(3, 300, (3, 9))
@@ -78,6 +81,7 @@ def test_logits_at_equals_full_forward_on_a_padded_batch(tiny_model):
     torch.testing.assert_close(lean, full[torch.arange(3), positions], atol=1e-5, rtol=0)
 
 
+@pytest.mark.legacy
 def test_run_stops_before_the_requested_layer(tiny_model):
     fired = []
     hooks = [
@@ -104,6 +108,7 @@ def test_live_hook_check_passes_on_llama_and_fails_when_edits_are_dropped(tiny_m
         check_live_hooks(tiny_model)
 
 
+@pytest.mark.legacy
 def test_adapt_rejects_other_objects():
     with pytest.raises(NasalensError, match="TransformerBridge"):
         adapt(torch.nn.Linear(2, 2))

@@ -17,6 +17,8 @@ from nasalens.prompts import binary, encode
 from nasalens.scores import nas
 from tests.builders import make_sample, make_samples
 
+pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
+
 
 def _nas_of(model, sample, **kwargs):
     return nas(

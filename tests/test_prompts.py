@@ -8,6 +8,8 @@ from nasalens.errors import NasalensError
 from nasalens.prompts import CANDIDATES, INSTRUCTIONS, Template, binary, encode, short_answer
 from tests.builders import make_sample, make_samples
 
+pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
+
 TEMPLATES = [
     binary(instr, cands, chat=chat)
     for instr in ("nasa", "a", "b")

@@ -10,6 +10,8 @@ from nasalens.scores import NasScores, nas, region_mask
 from tests.builders import make_samples
 from tests.reference import reference_nas
 
+pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
+
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
 @pytest.mark.parametrize("chunk_size", [1, 3, 16])

@@ -6,6 +6,7 @@ goes through the `ModelAdapter` it returns.
 
 from nasalens.models.geometry import Head, ModelInfo
 from nasalens.models.interface import ModelAdapter, ParamSlice, adapt, clone, info
+from nasalens.models.legacy import legacy_available
 from nasalens.models.loading import (
     EMBEDDED_NAME,
     cache_dir,
@@ -13,7 +14,7 @@ from nasalens.models.loading import (
     embedded_gguf,
     load_model,
 )
-from nasalens.models.tiny import tiny_model, tiny_tokenizer
+from nasalens.models.tiny import tiny_hf_model, tiny_legacy_model, tiny_model, tiny_tokenizer
 
 __all__ = [
     "EMBEDDED_NAME",
@@ -27,7 +28,10 @@ __all__ = [
     "clone",
     "embedded_gguf",
     "info",
+    "legacy_available",
     "load_model",
+    "tiny_hf_model",
+    "tiny_legacy_model",
     "tiny_model",
     "tiny_tokenizer",
 ]

@@ -95,11 +95,30 @@ class ModelAdapter:
         """Return an independent deep copy of the model."""
         return copy.deepcopy(self.model)
 
+    def hf_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """Return the trainable weights by their Hugging Face state-dict names.
+
+        These are the names `ParamSlice.name` uses, e.g. ``model.layers.3.self_attn.q_proj.weight``;
+        checkpoints and exports are keyed by them. Tied weights appear once. A legacy
+        HookedTransformer has no Hugging Face model: it returns its own state-dict names
+        (``blocks.3.attn.W_Q``) instead (`nasalens.models.legacy.HookedAdapter`).
+        """
+        raise NotImplementedError
+
+    @property
+    def hf_config(self) -> object:
+        """The Hugging Face config (a ``transformers.PretrainedConfig``), for exports."""
+        raise NotImplementedError
+
     # ---- shared behaviour ----
 
     def hook_name(self, layer: int, kind: HookKind) -> str:
         """Return the hook point name, e.g. ``blocks.3.attn.hook_pattern``."""
         return f"blocks.{layer}.attn.hook_{kind}"
+
+    def tokens_hook_name(self) -> str:
+        """Return the hook point that sees each forward pass's token ids ``[batch, pos]``."""
+        raise NotImplementedError
 
     @contextmanager
     def hooks(self, fwd_hooks: FwdHooks) -> Iterator[None]:
@@ -164,6 +183,57 @@ class ModelAdapter:
     ) -> Float[Tensor, "batch vocab"]:
         """Return next-token logits at one position per row, unembedding only those rows."""
         return self.unembed(self.final_resid(tokens, attention_mask, positions, fwd_hooks))
+
+    def resid_pre(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"],
+        layer: int,
+        fwd_hooks: FwdHooks = (),
+    ) -> Float[Tensor, "batch pos d_model"]:
+        """Return the residual stream entering block ``layer``, running only the blocks below.
+
+        With `forward_from` this splits a forward pass in two: while only block ``layer`` and
+        above change (training one head), the lower part is computed once.
+        """
+        self._check_layer(layer)
+        store: dict[str, Tensor] = {}
+
+        def grab(x: Tensor, hook: object) -> None:
+            store["resid"] = x
+            raise _Stop
+
+        name = f"blocks.{layer}.hook_resid_pre"
+        self._run_until(tokens, attention_mask, [*fwd_hooks, (name, grab)])
+        return store["resid"]
+
+    def forward_from(
+        self,
+        resid: Float[Tensor, "batch pos d_model"],
+        layer: int,
+        attention_mask: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, " batch"],
+        fwd_hooks: FwdHooks = (),
+    ) -> Float[Tensor, "batch d_model"]:
+        """Run blocks ``layer``..L-1 on ``resid`` and return the final residual at ``positions``.
+
+        Blocks below ``layer`` are not run at all. Gradients flow as in a full forward pass,
+        and ``resid_pre`` followed by this gives the output of `final_resid`; apply `unembed`
+        for logits.
+
+        Args:
+            resid: The residual stream entering block ``layer`` (from `resid_pre`).
+            layer: The first block to run.
+            attention_mask: 1 on real tokens, 0 on padding, as for the full pass.
+            positions: One position per row to return.
+            fwd_hooks: Hooks active during the pass (hooks below ``layer`` never fire).
+        """
+        raise NotImplementedError
+
+    def _check_layer(self, layer: int) -> None:
+        n_layers = self.info.n_layers
+        if not 0 <= layer < n_layers:
+            raise NasalensError(f"layer {layer} is outside 0..{n_layers - 1}")
 
     def greedy(
         self,
@@ -239,6 +309,10 @@ class BridgeAdapter(ModelAdapter):
         """The tokenizer the bridge was booted with."""
         return self.model.tokenizer
 
+    def tokens_hook_name(self) -> str:
+        """The bridge's embedding input, ``embed.hook_in``."""
+        return "embed.hook_in"
+
     def greedy(
         self,
         tokens: Int[Tensor, "batch pos"],
@@ -281,6 +355,66 @@ class BridgeAdapter(ModelAdapter):
                 attn._captured_pre_ln_residual = None
         return copy.deepcopy(self.model)
 
+    def forward_from(
+        self,
+        resid: Float[Tensor, "batch pos d_model"],
+        layer: int,
+        attention_mask: Int[Tensor, "batch pos"],
+        positions: Int[Tensor, " batch"],
+        fwd_hooks: FwdHooks = (),
+    ) -> Float[Tensor, "batch d_model"]:
+        """Run blocks ``layer``..L-1 on ``resid``; see `ModelAdapter.forward_from`.
+
+        The bridge's own ``start_at_layer`` still executes the lower blocks, so the blocks are
+        called directly, with the keyword arguments the Hugging Face model hands each block
+        (causal mask, rotary embeddings, position ids). Those come from a pass that stops
+        before block 0, so they depend only on the mask. This assumes every block receives the
+        same arguments, as in Llama, Qwen2 and Mistral (not in models with per-layer masks).
+        """
+        self._check_layer(layer)
+        kwargs = self._block_kwargs(attention_mask.to(self.device))
+        x = resid.to(self.device)
+        with self.hooks(fwd_hooks):
+            for block in self.model.blocks[layer:]:
+                out = block(x, **kwargs)
+                x = out[0] if isinstance(out, tuple) else out
+        rows = torch.arange(x.shape[0], device=x.device)
+        return x[rows, positions.to(x.device)]
+
+    def _block_kwargs(self, attention_mask: Tensor) -> dict[str, Any]:
+        """The keyword arguments the model passes to each block, for this mask."""
+        store: dict[str, Any] = {}
+
+        def grab(module: object, args: object, kwargs: dict[str, Any]) -> None:
+            store.update(kwargs)
+            raise _Stop
+
+        handle = self.model.blocks[0].register_forward_pre_hook(grab, with_kwargs=True)
+        dummy = torch.zeros_like(attention_mask, dtype=torch.long)
+        try:
+            self.model(dummy, attention_mask=attention_mask)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        if not store:
+            raise AssertionError("block 0 was never called")
+        store.pop("past_key_values", None)
+        store["use_cache"] = False
+        return store
+
+    def hf_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """Return the weights of the wrapped Hugging Face model by their own names."""
+        return {
+            name.replace("._original_component", ""): param
+            for name, param in self.model.original_model.named_parameters()
+        }
+
+    @property
+    def hf_config(self) -> object:
+        """The config of the wrapped Hugging Face model."""
+        return self.model.original_model.config
+
     def qk_slices(self, head: Head) -> tuple[ParamSlice, ParamSlice]:
         """Return rows of ``q_proj`` for the head and of ``k_proj`` for its KV group."""
         geo = self.info
@@ -307,9 +441,15 @@ def adapt(model: object) -> ModelAdapter:
 
     if isinstance(model, TransformerBridge):
         return BridgeAdapter(model)
+    # Imported here: legacy.py builds on this module. HookedTransformer exists in 3.x only.
+    from nasalens.models.legacy import HookedAdapter, hooked_transformer_class
+
+    hooked = hooked_transformer_class()
+    if hooked is not None and isinstance(model, hooked):
+        return HookedAdapter(model)
     raise NasalensError(
-        f"expected a TransformerLens TransformerBridge (nasalens.load_model()), got "
-        f"{type(model).__name__}"
+        f"expected a TransformerLens TransformerBridge (nasalens.load_model()) or a "
+        f"HookedTransformer (TransformerLens 3.9), got {type(model).__name__}"
     )
 
 

