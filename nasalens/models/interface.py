@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -51,7 +51,7 @@ class ParamSlice:
     """
 
     name: str
-    param: torch.nn.Parameter
+    param: torch.nn.Parameter = field(repr=False)
     rows: slice
 
     def mask(self) -> Tensor:
