@@ -1,5 +1,80 @@
-"""Commands of the validation group (filled in by its issue)."""
+"""The `validate` command: ablate selected heads vs random head sets, print a table, write figures.
+
+For each data set it writes, under ``--out``, ``<set>-summary.csv`` (one row per metric),
+``<set>-random.csv``, ``<set>-per-head.csv``, ``<set>-validation.html`` and
+``<set>-per-head.html``.
+"""
 
 from __future__ import annotations
 
-from nasalens.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import Annotated, cast
+
+import pandas as pd
+import typer
+
+from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, table
+
+
+@app.command()
+def validate(
+    heads: Annotated[
+        Path, typer.Option("--heads", help='Heads JSON (from `nasalens heads`, or ["L17H7", ...]).')
+    ],
+    data: Annotated[list[str], typer.Option("--data", "-d", help="A set name or a JSONL file.")],
+    model: ModelOpt = None,
+    data_root: DataDirOpt = None,
+    n: Annotated[int | None, typer.Option(help="Samples per set (default: all).")] = None,
+    controls: Annotated[int, typer.Option(help="Random head sets to compare with.")] = 20,
+    how: Annotated[str, typer.Option(help="Ablation: zero, mean or resample.")] = "mean",
+    seed: Annotated[int, typer.Option(help="Seed of the random sets and the bootstrap.")] = 0,
+    per_head: Annotated[bool, typer.Option(help="Also ablate each head alone.")] = True,
+    out: Annotated[Path, typer.Option(help="Folder for the tables and HTML figures.")] = Path(
+        "validation"
+    ),
+) -> None:
+    """Ablate the heads of --heads and compare with random head sets of the same layers."""
+    from nasalens import data as nl_data
+    from nasalens.heads import HeadSet
+    from nasalens.patching import ABLATIONS, AblationKind
+    from nasalens.patching.ablation import check_how
+    from nasalens.plotting.export import save_html
+    from nasalens.plotting.validation import plot_head_effects, plot_validation
+    from nasalens.validation import validate_heads
+
+    check_how(how, ABLATIONS, "ablation")
+    chosen = HeadSet.load(heads)
+    loaded = load(model)
+    root = data_dir(data_root)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for spec in data:
+        name = Path(spec).stem if spec.endswith(".jsonl") else spec
+        if spec.endswith(".jsonl"):
+            samples = nl_data.load_jsonl(spec, n=n)
+        else:
+            samples = nl_data.load(spec, root, n=n)
+        result = validate_heads(
+            loaded,
+            samples,
+            list(chosen),
+            controls=controls,
+            how=cast(AblationKind, how),
+            seed=seed,
+            per_head=per_head,
+        )
+        result.summary.to_csv(out / f"{name}-summary.csv", index=False)
+        result.random_effects.to_csv(out / f"{name}-random.csv", index=False)
+        result.per_head.to_csv(out / f"{name}-per-head.csv", index=False)
+        save_html(plot_validation(result), out / f"{name}-validation.html")
+        if per_head:
+            save_html(plot_head_effects(result), out / f"{name}-per-head.html")
+        columns = ["metric", "baseline", "ablated", "effect", "effect_lo", "effect_hi"]
+        columns += ["random_mean", "share_beaten"]
+        frames.append(result.summary[columns].assign(data=name, n=len(samples)))
+    typer.echo(
+        f"\nEffect of {how}-ablating {len(chosen)} heads vs {controls} random head sets "
+        "(effect = ablated - baseline, 95% bootstrap interval):"
+    )
+    typer.echo(table(pd.concat(frames, ignore_index=True)))
+    typer.echo(f"\nwrote tables and figures to {out}")
