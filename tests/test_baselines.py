@@ -12,6 +12,8 @@ from nasalens.patching import ablate, move_attention
 from nasalens.prompts import binary, encode
 from tests.builders import make_samples
 
+pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
+
 HEADS = [Head(0, 2), Head(1, 1)]
 
 

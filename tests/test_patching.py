@@ -21,6 +21,8 @@ from nasalens.patching import (
 from nasalens.prompts import encode
 from tests.builders import make_samples
 
+pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
+
 LAYER, HEAD = 1, 2
 
 
