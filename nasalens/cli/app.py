@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
+
+if TYPE_CHECKING:
+    import torch
 
 app = typer.Typer(
     add_completion=False,
@@ -46,7 +49,7 @@ def table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, float_format=lambda x: f"{x:.3f}")
 
 
-def load(model: str | None) -> object:
+def load(model: str | None) -> torch.nn.Module:
     """Load a model (default: the embedded one) and say how long it took."""
     import nasalens as nl
 

@@ -55,11 +55,16 @@ def evaluate(
     n: Annotated[int | None, typer.Option(help="Samples per set (default: all).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the per-sample CSV here.")] = None,
 ) -> None:
-    """Evaluate Yes/No decisions on data sets or your own JSONL files."""
+    """Evaluate Yes/No decisions on data sets or your own JSONL files.
+
+    --model may also be a NASA run folder (then its base and tuned model are compared) or an
+    exported folder.
+    """
     import nasalens as nl
     from nasalens import data as nl_data
+    from nasalens.cli.tuning import compare_run, load_any
 
-    loaded = load(model)
+    baseline, loaded = load_any(model)
     root = data_dir(data_root)
     frames = []
     for spec in data:
@@ -67,6 +72,9 @@ def evaluate(
             samples = nl_data.load_jsonl(spec, n=n)
         else:
             samples = nl_data.load(spec, root, n=n)
+        if baseline is not None:
+            frames.append(compare_run(baseline, loaded, Path(spec).stem, samples, out))
+            continue
         result = nl.evaluate(loaded, samples, name=Path(spec).stem)
         frames.append(result.to_frame(intervals=True))
         if out is not None:

@@ -1,5 +1,204 @@
-"""Commands of the tuning group (filled in by its issue)."""
+"""Commands of the tuning group: `tune` (a resumable NASA run), `export`, `organism`."""
 
 from __future__ import annotations
 
-from nasalens.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from nasalens.cli.app import ModelOpt, app, load, table
+
+#: Model names the tuning commands understand beside `load_model`'s.
+ORGANISMS = {"organism": "planted", "organism-discriminating": "discriminating"}
+
+
+def resolve(spec: str | None) -> tuple[object, str | None]:
+    """Load a model by spec; "organism" and "organism-discriminating" name the organism stages.
+
+    Returns:
+        The model and the spec a run folder should store (a folder path for organisms).
+    """
+    if spec in ORGANISMS:
+        from nasalens import organisms
+
+        stage = ORGANISMS[spec]
+        model = organisms.organism(stage)  # type: ignore[arg-type]
+        return model, str(organisms.organism_dir(stage=stage))  # type: ignore[arg-type]
+    if spec is not None and Path(spec).is_dir():
+        spec = str(Path(spec).resolve())
+    return load(spec), spec
+
+
+def is_run(spec: str | None) -> bool:
+    """Whether ``spec`` is a NASA run folder."""
+    return spec is not None and (Path(spec) / "run.json").is_file()
+
+
+def load_any(spec: str | None) -> tuple[object | None, object]:
+    """Load a run folder (its base and tuned model), an exported folder, or any model spec.
+
+    Returns:
+        (baseline, model): baseline is the run's base model for a run folder, else None.
+    """
+    if is_run(spec):
+        from nasalens.tuning.runs import Run
+
+        run = Run.open(str(spec))
+        base, _ = resolve(run.model_spec)
+        return base, run.tuned_model(base)
+    return None, resolve(spec)[0]
+
+
+def compare_run(
+    baseline: object, tuned: object, name: str, samples: list, out: Path | None
+) -> pd.DataFrame:
+    """Baseline vs tuned on one set: metrics, intervals, model NAS and the verdict in words."""
+    from nasalens.tuning.evaluation import compare
+
+    cmp = compare({"baseline": baseline, "tuned": tuned}, {name: samples})  # type: ignore[dict-item]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for (set_name, model), result in cmp.results.items():
+            result.per_sample.to_csv(out / f"{set_name}-{model}.csv", index=False)
+    frame = cmp.table
+    for _, row in frame.iterrows():
+        if row["verdict"] == "shifted, not debiased":
+            typer.echo(
+                f"{name}: recall rose ({row['recall']:.3f}) but AUROC did not "
+                f"({row['auroc']:.3f}): the model was shifted, not debiased"
+            )
+    return frame.rename(columns={"set": "name"})
+
+
+def _config(config_file: Path | None, overrides: dict[str, object], stored: object) -> object:
+    """The run's settings: TOML, then flags; a resumed run without either keeps its own."""
+    from nasalens.tuning import NasaConfig
+
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if config_file is None and not changes and stored is not None:
+        return stored
+    config = NasaConfig.from_toml(config_file) if config_file else NasaConfig()
+    return config.replace(**changes) if changes else config
+
+
+@app.command()
+def tune(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumed if it exists).")],
+    model: ModelOpt = None,
+    probe: Annotated[
+        str, typer.Option(help="Short-answer questions: 'builtin-probe' or a questions JSONL.")
+    ] = "builtin-probe",
+    heads: Annotated[
+        Path | None, typer.Option(help="Heads JSON (HeadSet or ['L17H7', ...]); default: NAS.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file of NasaConfig fields ([nasa]).")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Prompts per step.")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Most epochs per head.")] = None,
+    mode: Annotated[str | None, typer.Option(help="qk, q or random.")] = None,
+    n_heads: Annotated[int | None, typer.Option(help="Heads to select (top N).")] = None,
+    k: Annotated[int | None, typer.Option(help="Per-sample top-k of head selection.")] = None,
+    region: Annotated[str | None, typer.Option(help="after_instruction or answer.")] = None,
+    model_nas: Annotated[str | None, typer.Option(help="all or selected.")] = None,
+    halting: Annotated[str | None, typer.Option(help="nas, share_yes or never.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Run NASA (Algorithm 1) in a run folder; re-run the same command to resume after a kill."""
+    from nasalens import data
+    from nasalens.heads import HeadSet, negative_heads
+    from nasalens.scores import nas
+    from nasalens.tuning import NasaConfig, probe_set
+    from nasalens.tuning.runs import Run, tune_run
+
+    run = Run.open(out) if (out / "run.json").is_file() else None
+    settings = _config(
+        config,
+        {
+            "lr": lr,
+            "batch_size": batch_size,
+            "max_epochs": max_epochs,
+            "mode": mode,
+            "n_heads": n_heads,
+            "k": k,
+            "region": region,
+            "model_nas": model_nas,
+            "halting": halting,
+            "seed": seed,
+        },
+        run.config if run is not None else None,
+    )
+    assert isinstance(settings, NasaConfig)
+    if run is not None:
+        typer.echo(f"resuming {run}")
+        loaded, _ = resolve(run.model_spec)
+        result = tune_run(out, loaded, run.probe, run.heads, settings, progress=progress)
+    else:
+        loaded, spec = resolve(model)
+        if probe == "builtin-probe":
+            questions = data.builtin_questions("probe")
+        else:
+            questions = data.load_questions_jsonl(probe)
+        found = probe_set(
+            loaded,
+            questions,
+            val_fraction=settings.val_fraction,
+            seed=settings.seed,
+            region=settings.region,
+            eps=settings.eps,
+            progress=progress,
+        )
+        typer.echo(f"probing set: {found.counts()}, tau = {found.tau:.3f}")
+        if heads is not None:
+            line_up = HeadSet.load(heads)
+        else:
+            scores = nas(
+                loaded, [*found.train, *found.tp], region=settings.region, progress=progress
+            )
+            line_up = negative_heads(scores, k=settings.k, n=settings.n_heads)
+        typer.echo(f"heads: {line_up}")
+        result = tune_run(out, loaded, found, line_up, settings, model_spec=spec, progress=progress)
+    frame = result.to_frame()
+    if not frame.empty:
+        cols = ["name", "decision", "epochs", "start_head_nas", "end_head_nas", "end_share_yes"]
+        typer.echo(table(frame[cols]))
+    typer.echo(f"kept: {[str(h) for h in result.kept]}; run folder: {out}")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="A finished NASA run folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (new or empty).")],
+) -> None:
+    """Write a run's tuned model as a plain Hugging Face checkpoint."""
+    from nasalens.tuning.export import export as export_model
+
+    _, tuned = load_any(str(run))
+    export_model(tuned, out)
+    typer.echo(f"wrote {out} (AutoModelForCausalLM.from_pretrained({str(out)!r}) loads it)")
+
+
+@app.command()
+def organism(
+    stage: Annotated[str, typer.Option(help="planted or discriminating.")] = "planted",
+) -> None:
+    """Build (once, several CPU minutes) and describe the planted-bias model organism."""
+    from nasalens import organisms
+
+    organisms.organism(stage)  # type: ignore[arg-type]
+    report = organisms.build_report()
+    measured = report["report"]
+    frame = pd.DataFrame(
+        [
+            {"stage": stage, "set": name, **figures}
+            for stage in ("base", "discriminating", "planted")
+            for name, figures in measured[stage].items()
+        ]
+    )
+    typer.echo(f"planted heads: {report['heads']}")
+    typer.echo(table(frame))
+    typer.echo(f"cached in {organisms.organism_dir(stage=stage)}")  # type: ignore[arg-type]

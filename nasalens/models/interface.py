@@ -412,8 +412,12 @@ class BridgeAdapter(ModelAdapter):
 
     @property
     def hf_config(self) -> object:
-        """The config of the wrapped Hugging Face model."""
-        return self.model.original_model.config
+        """The config of the wrapped Hugging Face model, naming its architecture class."""
+        original = self.model.original_model
+        config = original.config
+        if getattr(config, "architectures", None) is None:
+            config.architectures = [type(original).__name__]
+        return config
 
     def qk_slices(self, head: Head) -> tuple[ParamSlice, ParamSlice]:
         """Return rows of ``q_proj`` for the head and of ``k_proj`` for its KV group."""

@@ -1,0 +1,105 @@
+"""Cost of one NASA training step with and without layer skipping.
+
+While head (l, h) trains, blocks below l do not change: NASA computes the residual entering
+block l once per head and runs blocks l..L-1 only at each step. This times one step (forward,
+backward, AdamW on the head's query/key rows) for heads at a few layers, both ways, and reports
+the ratio against the target 1.2 x (L - l) / L.
+
+    python bench/tune_cost.py                       # embedded model, layers 5 17 28
+    python bench/tune_cost.py --quick               # tiny model, to check the script
+    python bench/tune_cost.py --out cost.json
+
+Run it on a quiet machine (no other torch job): a second job on 2 cores distorts every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from nasalens.data import builtin
+from nasalens.models import Head, adapt, load_model, tiny_model
+from nasalens.prompts import binary, encode
+from nasalens.tuning import train
+
+
+def step_times(adapter, batch, head: Head, *, skip: bool, repeats: int) -> list[float]:
+    """Seconds per training step of ``head`` (after one warm-up step)."""
+    layer = head.layer if skip else 0
+    resid = train.residuals(adapter, batch, layer, chunk_size=len(batch))
+    targets = torch.full((len(batch),), batch.pos_target)
+    slices = list(adapter.qk_slices(head))
+    times = []
+    with train.trainable(adapter, slices) as params:
+        opt = train.optimizer(params, 1e-6)
+        for i in range(repeats + 1):
+            start = time.perf_counter()
+            loss = train.answer_loss(adapter, resid, layer, batch, targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:
+                times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model, tiny sizes")
+    parser.add_argument("--layers", type=int, nargs="*", default=None)
+    parser.add_argument("--batch", type=int, default=32, help="prompts per step (paper: 32)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+    if args.quick:
+        model = tiny_model(n_layers=4)
+        layers = args.layers or [1, 2, 3]
+        n_rows, repeats = min(args.batch, 4), min(args.repeats, 2)
+    else:
+        model = load_model()
+        layers = args.layers or [5, 17, 28]
+        n_rows, repeats = args.batch, args.repeats
+    adapter = adapt(model)
+    n_layers = adapter.info.n_layers
+    batch = encode(model, builtin("probe", n=n_rows), binary())
+    rows = []
+    for layer in layers:
+        head = Head(layer, 0)
+        full = statistics.median(step_times(adapter, batch, head, skip=False, repeats=repeats))
+        skip = statistics.median(step_times(adapter, batch, head, skip=True, repeats=repeats))
+        target = 1.2 * (n_layers - layer) / n_layers
+        rows.append(
+            {
+                "layer": layer,
+                "full_s": round(full, 4),
+                "skip_s": round(skip, 4),
+                "ratio": round(skip / full, 3),
+                "target_ratio": round(target, 3),
+                "meets_target": skip / full <= target,
+            }
+        )
+        print(json.dumps(rows[-1]))
+    report = {
+        "model": adapter.info.name,
+        "n_layers": n_layers,
+        "batch": n_rows,
+        "tokens_per_row": int(batch.attention_mask.sum(1).float().mean()),
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "rows": rows,
+    }
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""Model organisms: the embedded model taught to decide, then biased in known heads.
+
+The planted-bias organism is ground truth for the toolkit. Step (a) fine-tunes the whole model
+on balanced yes/no checks of the built-in probe facts it knows, so that its Yes/No decision
+carries signal. Step (b) trains only the query rows of a few chosen heads towards "No" on every
+check, planting a negative bias whose heads are known. The taught facts are split (seeded)
+into NASA's share (its probing set) and the *checks*, facts the organism discriminates but
+NASA never sees: the set on which a repair must restore recall and keep AUROC. Both stages are
+built deterministically and cached as Hugging Face folders (safetensors) under
+``nasalens.models.cache_dir() / "organisms"``; the same recipe runs on the tiny test model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from nasalens.artifacts import read_json, write_json
+from nasalens.data import builtin_questions
+from nasalens.data.answers import matches
+from nasalens.data.sample import Question, Sample, binary_samples, subset
+from nasalens.errors import NasalensError
+from nasalens.generation import short_answers
+from nasalens.metrics import evaluate
+from nasalens.models import Head, adapt, cache_dir, load_model
+from nasalens.models.interface import ModelAdapter
+from nasalens.prompts import Batch, binary, encode
+from nasalens.tuning import train
+from nasalens.tuning.export import export
+
+logger = logging.getLogger(__name__)
+
+Stage = Literal["discriminating", "planted"]
+
+
+@dataclass(frozen=True)
+class OrganismRecipe:
+    """How the planted-bias organism is made (defaults: the issue's prototype, 135M model)."""
+
+    n_teach: int | None = None
+    """Built-in probe questions taught in step (a), each as a Yes and a No check (None: all
+    that qualify)."""
+    known_only: bool = True
+    """Teach only facts the model knows (its greedy Prompt II answer matches gold), and measure
+    held-out discrimination on the built-in eval facts it knows. False uses every question
+    (for random test models, which know nothing)."""
+    nasa_share: float = 0.5
+    """Share of the taught facts given to NASA (its probing set); the rest are the checks."""
+    teach_lr: float = 5e-5
+    """Learning rate of the full fine-tuning in step (a)."""
+    teach_batch: int = 8
+    """Checks per step in step (a)."""
+    teach_epochs: int = 5
+    """Epochs of step (a)."""
+    planted: tuple[str, ...] = ("L12H2", "L19H5", "L24H1")
+    """The heads whose query rows learn the bias in step (b)."""
+    plant_lr: float = 1e-3
+    """Learning rate of step (b) (AdamW, weight decay 0)."""
+    plant_batch: int = 8
+    """Checks per step in step (b)."""
+    plant_epochs: int = 4
+    """Epochs of step (b); every check's target is "No"."""
+    seed: int = 0
+    """Seed of the taught subset and of the batch order."""
+
+    def __post_init__(self) -> None:
+        """Check that the planted heads parse and the sizes are positive."""
+        for name in self.planted:
+            Head.parse(name)
+        for name in ("n_teach", "teach_batch", "teach_epochs", "plant_batch", "plant_epochs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise NasalensError(f"OrganismRecipe.{name} must be at least 1")
+        if not 0 < self.nasa_share < 1:
+            raise NasalensError("OrganismRecipe.nasa_share must be in (0, 1), e.g. 0.5")
+
+    @property
+    def planted_heads(self) -> list[Head]:
+        """The planted heads as `Head` values."""
+        return [Head.parse(h) for h in self.planted]
+
+    def key(self) -> str:
+        """A short hash of the recipe, naming its cache folder."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, eq=False)
+class Organism:
+    """Both stages of a built organism, its fact split, and what was measured while building.
+
+    Attributes:
+        discriminating: The model after step (a).
+        planted: The model after step (b): biased in ``heads``.
+        heads: The planted heads.
+        nasa_questions: Taught facts for NASA's probing set.
+        check_questions: Taught facts NASA never sees (evaluate repairs on their checks).
+        report: Accuracy, precision, recall, AUROC and share of Yes of each stage on the
+            checks and on held-out facts, and seconds per step.
+    """
+
+    discriminating: torch.nn.Module
+    planted: torch.nn.Module
+    heads: tuple[Head, ...]
+    nasa_questions: tuple[Question, ...] = ()
+    check_questions: tuple[Question, ...] = ()
+    report: dict = field(default_factory=dict)
+
+
+def _known(model: object, questions: list[Question], progress: bool) -> list[Question]:
+    answers = short_answers(model, [q.positive() for q in questions], progress=progress)
+    said = dict(zip(answers["id"], answers["answer"], strict=True))
+    return [q for q in questions if matches(str(said[f"{q.id}/yes"]), q.answers)]
+
+
+def teach_questions(
+    model: object, recipe: OrganismRecipe, *, progress: bool = True
+) -> tuple[list[Question], list[Question]]:
+    """The probe facts taught in step (a) and the held-out (eval) facts to measure it on."""
+    taught, held_out = builtin_questions("probe"), builtin_questions("eval")
+    if recipe.known_only:
+        taught, held_out = _known(model, taught, progress), _known(model, held_out, progress)
+    n = recipe.n_teach
+    if n is not None and n > len(taught):
+        raise NasalensError(
+            f"organism: n_teach={n} but only {len(taught)} probe facts qualify; lower n_teach"
+        )
+    return subset(taught, n, seed=recipe.seed), held_out
+
+
+def split(taught: list[Question], recipe: OrganismRecipe) -> tuple[list[Question], list[Question]]:
+    """Split the taught facts (seeded) into NASA's share and the checks."""
+    n_nasa = max(1, round(recipe.nasa_share * len(taught)))
+    nasa = subset(taught, n_nasa, seed=recipe.seed + 1)
+    ids = {q.id for q in nasa}
+    return nasa, [q for q in taught if q.id not in ids]
+
+
+def build(
+    model: object, recipe: OrganismRecipe | None = None, *, progress: bool = True
+) -> Organism:
+    """Build both stages of the organism from ``model`` (which is left unchanged).
+
+    Args:
+        model: The model to start from (the embedded model; the tiny one in tests).
+        recipe: How; default `OrganismRecipe()`.
+        progress: Show progress bars.
+
+    Returns:
+        The two stages and the build report.
+
+    Raises:
+        NasalensError: When a planted head does not exist in the model.
+    """
+    recipe = recipe or OrganismRecipe()
+    base = adapt(model)
+    heads = tuple(base.info.check_head(h) for h in recipe.planted_heads)
+    taught, held_out = teach_questions(model, recipe, progress=progress)
+    nasa_part, check_part = split(taught, recipe)
+    sets = {
+        "checks": binary_samples(check_part, pairs=True),
+        "held_out": binary_samples(held_out, pairs=True),
+    }
+    batch = encode(model, binary_samples(taught, pairs=True), binary())
+    report: dict = {
+        "recipe": dataclasses.asdict(recipe),
+        "n_taught": len(taught),
+        "n_nasa": len(nasa_part),
+        "n_checks": len(check_part),
+        "n_held_out": len(held_out),
+        "base": _measure(model, sets),
+    }
+    start = time.perf_counter()
+    discriminating = adapt(base.clone())
+    _teach(discriminating, batch, recipe, progress)
+    report["teach_seconds"] = round(time.perf_counter() - start, 1)
+    report["discriminating"] = _measure(discriminating.model, sets)
+    start = time.perf_counter()
+    planted = adapt(discriminating.clone())
+    _plant(planted, batch, heads, recipe, progress)
+    report["plant_seconds"] = round(time.perf_counter() - start, 1)
+    report["planted"] = _measure(planted.model, sets)
+    logger.info("organism built: %s", report)
+    return Organism(
+        discriminating.model, planted.model, heads, tuple(nasa_part), tuple(check_part), report
+    )
+
+
+def organism_dir(recipe: OrganismRecipe | None = None, stage: Stage = "planted") -> Path:
+    """The cache folder of one stage of the embedded model's organism."""
+    recipe = recipe or OrganismRecipe()
+    return cache_dir() / "organisms" / f"{stage}-{recipe.key()}"
+
+
+def organism(
+    stage: Stage = "planted",
+    recipe: OrganismRecipe | None = None,
+    *,
+    progress: bool = True,
+) -> torch.nn.Module:
+    """Load a stage of the embedded model's organism, building and caching both if missing.
+
+    The first call takes about 18 CPU minutes on 2 cores (10 teaching, 3 planting, the rest
+    measuring); later calls load the cached
+    Hugging Face folder.
+
+    Args:
+        stage: "planted" (biased in the planted heads) or "discriminating" (before the plant).
+        recipe: How; default `OrganismRecipe()`.
+        progress: Show progress bars while building.
+
+    Returns:
+        The model, as `load_model` returns it.
+
+    Raises:
+        NasalensError: When the stage is unknown.
+
+    Example:
+        >>> biased = nasalens.organisms.organism()  # doctest: +SKIP
+    """
+    if stage not in ("discriminating", "planted"):
+        raise NasalensError(f"organism stage {stage!r}: use 'planted' or 'discriminating'")
+    recipe = recipe or OrganismRecipe()
+    folder = organism_dir(recipe, stage)
+    if not (folder / "organism.json").is_file():
+        save(build(load_model(), recipe, progress=progress), recipe)
+    return load_model(str(folder))
+
+
+def save(built: Organism, recipe: OrganismRecipe) -> None:
+    """Write both stages to their cache folders (each a Hugging Face folder + organism.json)."""
+    for stage, model in (("discriminating", built.discriminating), ("planted", built.planted)):
+        folder = organism_dir(recipe, stage)  # type: ignore[arg-type]
+        if (folder / "organism.json").is_file():
+            continue
+        if folder.exists():  # an earlier build died between export and marker
+            shutil.rmtree(folder)
+        export(model, folder)
+        write_json(
+            folder / "organism.json",
+            {
+                "stage": stage,
+                "heads": [str(h) for h in built.heads],
+                "nasa_questions": [q.id for q in built.nasa_questions],
+                "check_questions": [q.id for q in built.check_questions],
+                "report": built.report,
+            },
+        )
+
+
+def build_report(recipe: OrganismRecipe | None = None) -> dict:
+    """The build record of the cached organism: heads, fact split and measurements.
+
+    Raises:
+        NasalensError: When the organism has not been built yet.
+    """
+    path = organism_dir(recipe, "planted") / "organism.json"
+    if not path.is_file():
+        raise NasalensError("the organism is not built yet; call nasalens.organisms.organism()")
+    payload = read_json(path)
+    if not isinstance(payload, dict):
+        raise NasalensError(f"{path}: malformed; delete its folder to rebuild the organism")
+    return payload
+
+
+def nasa_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
+    """The taught facts reserved for NASA's probing set (from the cached build)."""
+    ids = set(build_report(recipe)["nasa_questions"])
+    return [q for q in builtin_questions("probe") if q.id in ids]
+
+
+def checks(recipe: OrganismRecipe | None = None) -> list[Sample]:
+    """The Yes and No checks of the taught facts NASA never sees (from the cached build)."""
+    ids = set(build_report(recipe)["check_questions"])
+    return binary_samples([q for q in builtin_questions("probe") if q.id in ids], pairs=True)
+
+
+def _measure(model: object, sets: dict[str, list[Sample]]) -> dict:
+    keys = ("accuracy", "precision", "recall", "auroc", "share_yes")
+    out = {}
+    for name, samples in sets.items():
+        result = evaluate(model, samples, progress=False)
+        out[name] = {k: result.summary[k] for k in keys}
+    return out
+
+
+def _teach(adapter: ModelAdapter, batch: Batch, recipe: OrganismRecipe, progress: bool) -> None:
+    """Step (a): full fine-tuning on the gold answer token of every check."""
+    targets = torch.tensor([batch.pos_target if g else batch.neg_target for g in batch.gold])
+    params = [p for p in adapter.model.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    opt = train.optimizer(params, recipe.teach_lr)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    try:
+        for _ in tqdm(range(recipe.teach_epochs), desc="teach", disable=not progress):
+            for rows in train.batches(len(batch), recipe.teach_batch, gen):
+                sub = batch.select(rows)
+                final = adapter.final_resid(sub.tokens, sub.attention_mask, sub.answer_pos)
+                logp = adapter.unembed(final).float().log_softmax(dim=-1)
+                loss = -logp[torch.arange(len(rows)), targets[rows]].mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+            p.grad = None
+
+
+def _plant(
+    adapter: ModelAdapter,
+    batch: Batch,
+    heads: tuple[Head, ...],
+    recipe: OrganismRecipe,
+    progress: bool,
+) -> None:
+    """Step (b): train the planted heads' query rows only, every target "No"."""
+    layer = min(h.layer for h in heads)
+    resid = train.residuals(adapter, batch, layer, chunk_size=16)
+    no = batch.neg_target
+    if no is None:
+        raise NasalensError("organism: the template has no negative answer token")
+    targets = torch.full((len(batch),), no)
+    slices = [adapter.qk_slices(h)[0] for h in heads]
+    gen = torch.Generator().manual_seed(recipe.seed + 1)
+    with train.trainable(adapter, slices) as params:
+        opt = train.optimizer(params, recipe.plant_lr)
+        for _ in tqdm(range(recipe.plant_epochs), desc="plant", disable=not progress):
+            for rows in train.batches(len(batch), recipe.plant_batch, gen):
+                sub = batch.select(rows)
+                r = resid[rows][:, : sub.tokens.shape[1]]
+                loss = train.answer_loss(adapter, r, layer, sub, targets[rows])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    if not math.isfinite(float(loss.detach())):
+        raise NasalensError("organism: the plant diverged (loss not finite); lower plant_lr")

@@ -1,0 +1,94 @@
+"""The tuning commands in process on the tiny model: tune (and resume), export, evaluate a run."""
+
+import json
+import warnings
+
+import pytest
+from typer.testing import CliRunner
+
+from nasalens.cli import app
+from nasalens.tuning import probe as probe_mod
+from nasalens.tuning.export import export
+from tests.test_tuning_probe import fake_answers, fake_decisions
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny_dir(tiny_model, tmp_path):
+    return export(tiny_model, tmp_path / "tiny")
+
+
+@pytest.fixture
+def knows_some(monkeypatch):
+    """The tiny model 'knows' 12 probe facts and says "Yes" to 2 of them."""
+    monkeypatch.setattr(probe_mod, "short_answers", fake_answers(set(range(12))))
+    yes = {"probe-capital-france/yes", "probe-capital-germany/yes"}
+    monkeypatch.setattr(probe_mod, "evaluate", fake_decisions(yes))
+
+
+def invoke(*args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_tune_writes_a_run_that_resumes_exports_and_evaluates(tiny_dir, knows_some, tmp_path):
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps(["L1H2", "L0H1"]))
+    run = tmp_path / "run"
+    args = ["tune", "--model", tiny_dir, "--heads", heads, "--out", run, "--no-progress"]
+    out = invoke(*args, "--lr", "0.01", "--batch-size", "4", "--max-epochs", "2")
+    assert "probing set: {'questions': 170, 'known': 12, 'tp': 2, 'fn': 10" in out
+    assert {p.name for p in run.iterdir()} >= {
+        "run.json", "config.json", "probe.json", "heads.json", "log.jsonl", "checkpoints",
+        "final.safetensors",
+    }  # fmt: skip
+    assert json.loads((run / "config.json").read_text())["lr"] == 0.01
+    # Re-running without settings resumes with the stored ones (here: nothing left to do).
+    assert "resuming Run(" in invoke("tune", "--out", run, "--no-progress")
+    hf = tmp_path / "hf"
+    assert "AutoModelForCausalLM" in invoke("export", run, "--out", hf)
+    assert (hf / "model.safetensors").is_file()
+    out = invoke("evaluate", "--model", run, "--data", "builtin-eval", "--n", "6")
+    assert "baseline" in out and "tuned" in out and "verdict" in out
+    out = invoke("evaluate", "--model", hf, "--data", "builtin-eval", "--n", "4")
+    assert "builtin-eval" in out
+
+
+def test_tune_selects_heads_by_nas_and_reads_a_toml_config(tiny_dir, knows_some, tmp_path):
+    toml = tmp_path / "nasa.toml"
+    toml.write_text("[nasa]\nlr = 0.01\nbatch_size = 4\nmax_epochs = 1\nk = 8\nn_heads = 2\n")
+    run = tmp_path / "run"
+    out = invoke("tune", "--model", tiny_dir, "--config", toml, "--out", run, "--no-progress")
+    assert "heads: HeadSet([" in out
+    assert len(json.loads((run / "heads.json").read_text())["heads"]) == 2
+
+
+def test_tune_refuses_a_run_with_other_settings(tiny_dir, knows_some, tmp_path):
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps(["L1H2"]))
+    run = tmp_path / "run"
+    invoke("tune", "--model", tiny_dir, "--heads", heads, "--out", run, "--max-epochs", "1",
+           "--batch-size", "4", "--no-progress")  # fmt: skip
+    result = runner.invoke(app, ["tune", "--out", str(run), "--lr", "0.5"])
+    assert result.exit_code != 0
+    assert "other settings" in str(result.exception)
+
+
+def test_organism_prints_each_stage_on_each_set(monkeypatch):
+    from nasalens import organisms
+
+    figures = {"accuracy": 0.5, "precision": 0.25, "recall": 0.125, "auroc": 0.75, "share_yes": 0}
+    stages = ("base", "discriminating", "planted")
+    report = {s: {"checks": figures, "held_out": figures} for s in stages}
+    monkeypatch.setattr(organisms, "organism", lambda stage: None)
+    monkeypatch.setattr(organisms, "build_report", lambda: {"heads": ["L1H2"], "report": report})
+    out = invoke("organism")
+    table_lines = [line.split() for line in out.splitlines() if "heads:" not in line]
+    rows = [r for r in table_lines if r[:1] in ([s] for s in stages)]
+    assert [r[:2] for r in rows] == [[s, name] for s in stages for name in ("checks", "held_out")]
+    assert all("0.125" in r and "0.750" in r for r in rows)
+    assert "planted heads: ['L1H2']" in out
