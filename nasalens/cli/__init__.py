@@ -10,7 +10,7 @@ import logging
 import typer
 
 # Importing a command module registers its commands on `app`.
-from nasalens.cli import analysis, evaluation, heads, tuning, validation  # noqa: F401
+from nasalens.cli import analysis, demo, evaluation, heads, tuning, validation  # noqa: F401
 from nasalens.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,4 +1,4 @@
-"""Commands that measure Yes/No decisions: `demo` (the bias table) and `evaluate`."""
+"""The `evaluate` command: Yes/No decisions on data sets or JSONL files, with intervals."""
 
 from __future__ import annotations
 
@@ -8,43 +8,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, table
-
-#: The real sets the demo evaluates when a data root is given.
-DEMO_SETS = ("strategyqa", "gsm8k")
-
-
-@app.command()
-def demo(
-    data_root: DataDirOpt = None,
-    n: Annotated[int, typer.Option(help="Samples per real data set.")] = 200,
-    model: ModelOpt = None,
-) -> None:
-    """Measure the negative bias of the embedded model on the built-in and real sets."""
-    import nasalens as nl
-    from nasalens import data
-
-    loaded = load(model)
-    sets = {"builtin-eval": data.builtin("eval")}
-    root = data_dir(data_root)
-    if root is None:
-        typer.echo("no --data-dir or $NASALENS_DATA_DIR: evaluating the built-in set only")
-    else:
-        for name in DEMO_SETS:
-            sets[name] = data.load(name, root, n=n)
-    results = [nl.evaluate(loaded, s, name=name) for name, s in sets.items()]
-    typer.echo("\nThe Yes/No decisions (Prompt I, chat template):")
-    typer.echo(table(pd.concat([r.to_frame() for r in results], ignore_index=True)))
-    typer.echo("\nExample prompts:")
-    first = results[0].per_sample
-    batch = nl.encode(loaded, sets["builtin-eval"][:3])
-    for i in range(3):
-        row = first.iloc[i]
-        typer.echo(f"\n{batch.prompts[i]}")
-        typer.echo(
-            f"-> gold {'Yes' if row.gold else 'No'}; P(Yes) = {row.p_yes:.3f}, "
-            f"P(No) = {1 - row.p_yes:.3f} (of the two candidates)"
-        )
+from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, table
 
 
 @app.command()

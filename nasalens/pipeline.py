@@ -1,0 +1,463 @@
+"""The main job: bias -> NAS -> negative heads -> causal validation -> NASA -> comparison -> report.
+
+`run_demo` is what `nasalens demo` and `make demo` run, on any model (by default the embedded
+one), and what a notebook can call too. Each step is timed and states what it decided; the run
+folder gets the report, the heads, the tuning log, the comparison table and the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from nasalens import data
+from nasalens.analysis.scenarios import Scenario
+from nasalens.analysis.suite import analyze
+from nasalens.artifacts import append_jsonl, write_json
+from nasalens.baselines import ContextualCalibration, HeadFix
+from nasalens.data.sample import Sample, subset
+from nasalens.errors import NasalensError
+from nasalens.heads import HeadSet, nas_confidence_correlation, negative_heads
+from nasalens.metrics import Decider, EvalResult, evaluate
+from nasalens.models import info, load_model
+from nasalens.plotting.analysis import analysis_section
+from nasalens.plotting.heads import heatmap, plot_head_scores
+from nasalens.plotting.tuning import plot_comparison, plot_nasa
+from nasalens.plotting.validation import plot_head_effects, plot_validation
+from nasalens.prompts import encode
+from nasalens.report import Section, write_report
+from nasalens.scores import NasScores, nas
+from nasalens.tuning import NasaConfig, NasaResult, ProbeSet, nasa, probe_set
+from nasalens.tuning.evaluation import Comparison, compare
+from nasalens.validation import HeadValidation, validate_heads
+
+logger = logging.getLogger(__name__)
+
+#: NASA settings for the 135M embedded model (the learning-rate sweep is in docs/tuning.md).
+DEMO_NASA = NasaConfig(lr=1e-3, n_heads=10, max_epochs=5)
+#: Prompting scenarios of the demo's analysis (chain of thought generates: left out).
+DEMO_SCENARIOS: tuple[Scenario, ...] = ("plain", "idk")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Settings of the main job; `DemoConfig.quick()` is the three-minute version."""
+
+    data_dir: str | None = None
+    """Root of the reference data sets; without it only the built-in sets are used."""
+    sets: tuple[str, ...] = ("builtin-eval", "strategyqa", "gsm8k")
+    """Evaluation sets (external ones need data_dir)."""
+    n_eval: int = 200
+    """Samples per evaluation set (balanced)."""
+    n_probe: int | None = None
+    """Probe questions asked (None: all 170 built-in ones)."""
+    k: int = 100
+    """Per-sample top-k of the head selection (the paper, tuning: 100)."""
+    n_heads: int = 30
+    """Heads selected (the paper, tuning: 30)."""
+    consistency: float = 0.9
+    """Share of samples whose top-k must hold a head."""
+    n_validate: int = 100
+    """Built-in evaluation samples the causal validation ablates on."""
+    controls: int = 10
+    """Random head sets the selected heads are compared with."""
+    per_head: int = 10
+    """Top heads ablated one at a time (0: none)."""
+    nasa: NasaConfig = field(default_factory=lambda: DEMO_NASA)
+    """NASA settings (heads tuned: nasa.n_heads, the most negative first)."""
+    n_analysis: int = 60
+    """Built-in evaluation samples the analysis suite runs on, base vs tuned (0: skip);
+    prompting scenarios without chain of thought, which generates."""
+    n_retention: int = 0
+    """NQ-open questions for general-QA retention (0: skip; needs data_dir)."""
+    seed: int = 0
+    """Seed of every sample choice."""
+
+    @classmethod
+    def quick(cls, data_dir: str | None = None) -> DemoConfig:
+        """A small version that shows every step in a few minutes."""
+        return cls(
+            data_dir=data_dir,
+            n_eval=40,
+            n_probe=60,
+            n_heads=10,
+            n_validate=40,
+            controls=4,
+            per_head=0,
+            n_analysis=0,
+            nasa=DEMO_NASA.replace(n_heads=3, max_epochs=2),
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """The settings as JSON-ready values."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["nasa"] = self.nasa.to_dict()
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class DemoRun:
+    """Everything the main job produced.
+
+    Attributes:
+        folder: The run folder (report.html, heads.json, nasa.jsonl, comparison.csv, ...).
+        bias: Decisions of the untouched model on each set.
+        examples: Three built-in prompts in full, with gold, P(Yes) and P(No).
+        probe: The probing set.
+        scores: NAS on the probe's positive samples.
+        heads: The negative heads.
+        validation: Ablating the heads vs random head sets.
+        tuning: The NASA run (None when the probing set had no false negatives to tune on).
+        comparison: Baseline, NASA and the baselines on each set.
+        timings: Seconds per step.
+    """
+
+    folder: Path
+    bias: dict[str, EvalResult]
+    examples: pd.DataFrame
+    probe: ProbeSet
+    scores: NasScores
+    heads: HeadSet
+    validation: HeadValidation
+    tuning: NasaResult | None
+    comparison: Comparison
+    timings: dict[str, float]
+
+    @property
+    def report(self) -> Path:
+        """The HTML report."""
+        return self.folder / "report.html"
+
+    def __repr__(self) -> str:
+        return f"DemoRun({str(self.folder)!r}, {sum(self.timings.values()):.0f} s)"
+
+
+def run_demo(
+    config: DemoConfig | None = None,
+    *,
+    model: torch.nn.Module | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> DemoRun:
+    """Run the main job and write its report.
+
+    Args:
+        config: Settings (default: the full job).
+        model: The model (default: the embedded SmolLM2-135M-Instruct, loaded offline).
+        out: The run folder (default: ``runs/<timestamp>``).
+        progress: Show progress bars.
+
+    Returns:
+        The results of every step; ``.report`` is the HTML file.
+
+    Raises:
+        NasalensError: When an external set is asked for without a data root.
+    """
+    config = config or DemoConfig()
+    folder = Path(out) if out is not None else Path("runs") / _stamp()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "config.json", config.to_dict())
+    timings: dict[str, float] = {}
+    sections: list[Section] = []
+
+    with _timed(timings, "load model"):
+        model = model if model is not None else load_model()
+    with _timed(timings, "bias"):
+        sets = _eval_sets(config)
+        bias = {name: evaluate(model, s, name=name, progress=progress) for name, s in sets.items()}
+        examples = _examples(model, sets["builtin-eval"][:3], bias["builtin-eval"])
+        sections.append(_bias_section(bias, examples))
+    with _timed(timings, "probing set"):
+        questions = data.builtin_questions("probe")
+        if config.n_probe:
+            questions = subset(questions, config.n_probe, seed=config.seed)
+        probe = probe_set(model, questions, seed=config.seed, progress=progress)
+        sections.append(_probe_section(probe))
+    with _timed(timings, "NAS"):
+        positives = [q.positive() for q in questions]
+        scores = nas(model, positives, progress=progress)
+        heads = negative_heads(scores, k=config.k, n=config.n_heads, consistency=config.consistency)
+        if not len(heads):
+            raise NasalensError(
+                f"no head passed the consistency rule ({config.consistency}) with k={config.k}; "
+                "lower consistency or raise k"
+            )
+        heads.save(folder / "heads.json")
+        on_probe = evaluate(model, positives, progress=False)
+        sections.append(_nas_section(model, positives[0], scores, heads, on_probe))
+    with _timed(timings, "causal validation"):
+        checked = subset(sets["builtin-eval"], min(config.n_validate, len(sets["builtin-eval"])))
+        validation = validate_heads(
+            model,
+            checked,
+            heads,
+            controls=config.controls,
+            how="mean",
+            per_head=False,
+            seed=config.seed,
+            progress=progress,
+        )
+        per_head = _per_head(model, checked, heads, config, progress)
+        validation = dataclasses.replace(validation, per_head=per_head)
+        validation.summary.to_csv(folder / "validation.csv", index=False)
+        sections.append(_validation_section(validation))
+    with _timed(timings, "NASA"):
+        tuning = None
+        if probe.train and probe.val:
+            line_up = heads.top(config.nasa.n_heads)
+            tuning = nasa(model, probe, line_up, config.nasa, progress=progress)
+            for record in tuning.records:
+                append_jsonl(folder / "nasa.jsonl", record)
+        sections.append(_nasa_section(tuning, probe))
+    with _timed(timings, "comparison"):
+        reference = sets["builtin-eval"]
+        models: dict[str, torch.nn.Module | Decider] = {"baseline": model}
+        if tuning is not None:
+            models["nasa"] = tuning.model
+        models["head fix"] = HeadFix(model, heads, how="mean", reference=reference)
+        models["calibration"] = ContextualCalibration(model)
+        retention = _retention(config)
+        comparison = compare(models, sets, retention=retention, progress=progress)
+        comparison.table.to_csv(folder / "comparison.csv", index=False)
+        sections.append(_comparison_section(comparison))
+    if config.n_analysis:
+        with _timed(timings, "analysis"):
+            pool = sets["builtin-eval"]
+            samples = subset(pool, min(config.n_analysis, len(pool)), seed=config.seed)
+            tuned = tuning.model if tuning is not None else None
+            found = analyze(model, samples, tuned=tuned, which=DEMO_SCENARIOS, progress=progress)
+            sections.append(Section("Analysis", html=analysis_section(found)))
+
+    run = DemoRun(
+        folder, bias, examples, probe, scores, heads, validation, tuning, comparison, timings
+    )
+    geo = info(model)
+    write_report(
+        run.report,
+        "nasalens: negative bias of " + geo.name,
+        sections,
+        subtitle=f"{geo.name} ({geo.n_layers} layers x {geo.n_heads} heads), {_stamp(' ')}",
+        config=config.to_dict(),
+        timings=timings,
+    )
+    logger.info("report written to %s", run.report)
+    return run
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    logger.info("step: %s", step)
+    yield
+    timings[step] = round(time.perf_counter() - start, 1)
+
+
+def _stamp(sep: str = "-") -> str:
+    return datetime.now().strftime(f"%Y%m%d{sep}%H%M%S")
+
+
+def _eval_sets(config: DemoConfig) -> dict[str, list[Sample]]:
+    if "builtin-eval" not in config.sets:
+        raise NasalensError("the demo needs 'builtin-eval' among its sets (validation uses it)")
+    out = {}
+    for name in config.sets:
+        if name.startswith("builtin"):
+            out[name] = data.load(name, n=config.n_eval, seed=config.seed)
+        elif config.data_dir is not None:
+            out[name] = data.load(name, config.data_dir, n=config.n_eval, seed=config.seed)
+        else:
+            logger.warning("no data root: skipping %s", name)
+    return out
+
+
+def _retention(config: DemoConfig) -> list:
+    if not config.n_retention or config.data_dir is None:
+        return []
+    return data.nq_open_questions(config.data_dir, n=config.n_retention, seed=config.seed)
+
+
+def _per_head(
+    model: object, samples: list[Sample], heads: HeadSet, config: DemoConfig, progress: bool
+) -> pd.DataFrame:
+    """Each of the top ``config.per_head`` heads ablated alone (effects only, no controls)."""
+    if not config.per_head:
+        return pd.DataFrame()
+    result = validate_heads(
+        model,
+        samples,
+        heads.top(config.per_head),
+        controls=0,
+        how="mean",
+        per_head=True,
+        seed=config.seed,
+        progress=progress,
+    )
+    return result.per_head
+
+
+def _examples(model: object, samples: list[Sample], result: EvalResult) -> pd.DataFrame:
+    """The full prompts of ``samples`` with their gold answer and P(Yes)/P(No)."""
+    rows = result.per_sample.set_index("id").loc[[s.id for s in samples]]
+    return pd.DataFrame(
+        {
+            "prompt": list(encode(model, samples).prompts),
+            "gold": ["Yes" if g else "No" for g in rows["gold"]],
+            "P(Yes)": rows["p_yes"].to_numpy(),
+            "P(No)": 1 - rows["p_yes"].to_numpy(),
+        }
+    )
+
+
+def _bias_section(bias: dict[str, EvalResult], examples: pd.DataFrame) -> Section:
+    table = pd.concat([r.to_frame(intervals=True) for r in bias.values()], ignore_index=True)
+    shown = examples.assign(prompt=[p.replace("\n", " ")[-150:] for p in examples["prompt"]])
+    findings = tuple(
+        f"{name}: answers Yes to {r.summary['share_yes']:.0%} of {r.summary['n']} questions "
+        f"(half have the gold answer Yes); recall {r.summary['recall']:.2f}, AUROC "
+        f"{r.summary['auroc']:.2f}."
+        for name, r in bias.items()
+    )
+    return Section(
+        "The bias",
+        text="Prompt I in the model's chat template; the decision is the more probable of the "
+        "two candidates at the answer position. Negative bias shows as recall far below "
+        "precision; AUROC says whether P(Yes) separates right from wrong answers at all.",
+        findings=findings,
+        tables=(("Decisions on each set (95% bootstrap intervals)", table), ("Examples", shown)),
+    )
+
+
+def _probe_section(probe: ProbeSet) -> Section:
+    counts = probe.counts()
+    return Section(
+        "What the model knows (probing set)",
+        text="Prompt II asks each built-in probe question for a short answer; the questions "
+        "it answers correctly become positive samples, split into TP (answered Yes), FN "
+        "(answered No, tuned on) and V (FN held out). tau is the smallest model NAS over TP.",
+        findings=(
+            f"Known: {counts.get('known', '?')} of {counts.get('questions', '?')} questions; "
+            f"TP {counts.get('tp', '?')}, FN train {counts.get('train', '?')}, "
+            f"V {counts.get('val', '?')}; tau = {probe.tau:.2f}.",
+        ),
+        tables=(("Counts", pd.DataFrame([counts])),),
+    )
+
+
+def _nas_section(
+    model: object, sample: Sample, scores: NasScores, heads: HeadSet, on_probe: EvalResult
+) -> Section:
+    corr = nas_confidence_correlation(scores, on_probe)
+    top = heads[0] if len(heads) else None
+    finding = (
+        f"{len(heads)} heads pass the selection; the most negative is {top} "
+        f"(single-head NAS {heads.nas[0]:.2f}). Model NAS {scores.model:.1f} on "
+        f"{len(scores)} positive samples. NAS vs P(No) over the 'No' answers: Pearson "
+        f"{corr.pearson:.2f} (p {corr.pearson_p:.2g}), Spearman {corr.spearman:.2f} "
+        f"(p {corr.spearman_p:.2g}), n = {corr.n}."
+    )
+    return Section(
+        "Negative heads (NAS)",
+        text="NAS of every layer and head on the positive probe samples; heads are selected "
+        "by the paper's rule (per-sample top-k, consistency, top n by single-head NAS).",
+        findings=(finding,),
+        tables=(
+            ("Selected heads", heads.to_frame()),
+            ("NAS vs negative confidence", corr.to_frame()),
+        ),
+        figures=(plot_head_scores(scores, heads), heatmap(model, sample)),
+    )
+
+
+def _validation_section(validation: HeadValidation) -> Section:
+    ld = validation.summary.set_index("metric").loc["logit_diff"]
+    rec = validation.summary.set_index("metric").loc["recall"]
+    finding = (
+        f"Mean-ablating the {len(validation.heads)} heads moves the Yes-No logit difference by "
+        f"{ld['effect']:+.3f} [{ld['effect_lo']:+.3f}, {ld['effect_hi']:+.3f}] and recall by "
+        f"{rec['effect']:+.3f}; that beats {ld['share_beaten']:.0%} of "
+        f"{len(validation.controls)} random head sets of the same layers on the logit "
+        "difference."
+    )
+    figures = [plot_validation(validation)]
+    tables = [("Ablation effects vs random head sets", validation.summary)]
+    if not validation.per_head.empty:
+        figures.append(plot_head_effects(validation))
+        tables.append(("Each head ablated alone", validation.per_head))
+    return Section(
+        "Causal validation",
+        text="The selected heads' outputs are replaced by their mean over the evaluation "
+        "samples, and the decisions measured again; the same for random head sets with the "
+        "same per-layer counts. A head that causes the 'No' should raise the logit "
+        "difference and recall more than random heads do.",
+        findings=(finding,),
+        tables=tuple(tables),
+        figures=tuple(figures),
+    )
+
+
+def _nasa_section(tuning: NasaResult | None, probe: ProbeSet) -> Section:
+    text = (
+        "Each head's query rows and its KV group's key rows are trained towards 'Yes' on "
+        "the FN samples, with early stopping, update cancellation and early halting "
+        "(Algorithm 1)."
+    )
+    if tuning is None:
+        counts = probe.counts()
+        return Section(
+            "NASA: head-wise incremental tuning",
+            text=text,
+            findings=(
+                f"Skipped: the probing set has {counts['train']} false negatives to train on "
+                f"and {counts['val']} to validate on; NASA needs at least one of each.",
+            ),
+        )
+    kept = ", ".join(str(h) for h in tuning.kept) or "none"
+    finding = (
+        f"NASA tuned {len(tuning.head_records)} of {len(tuning.heads)} heads in line and kept "
+        f"{kept}; {'halted early' if tuning.halted else 'did not halt early'} (tau "
+        f"{tuning.tau:.2f})."
+    )
+    figures = (plot_nasa(tuning),) if tuning.head_records else ()
+    return Section(
+        "NASA: head-wise incremental tuning",
+        text=text,
+        findings=(finding,),
+        tables=(("Per head", tuning.to_frame()),),
+        figures=figures,
+    )
+
+
+def _comparison_section(comparison: Comparison) -> Section:
+    table = comparison.table
+    cols = [
+        "set", "model", "n", "accuracy", "precision", "recall", "f1", "auroc", "auroc_lo",
+        "auroc_hi", "share_yes", "model_nas", "verdict",
+    ]  # fmt: skip
+    shown = table[[c for c in cols if c in table.columns]]
+    findings = tuple(
+        f"{r['set']}, {r['model']}: {r['verdict']}"
+        for _, r in table.iterrows()
+        if r["model"] != comparison.baseline
+    )
+    tables = [("Baseline, NASA and the inference-time baselines", shown)]
+    if not comparison.retention.empty:
+        tables.append(
+            ("General QA retention (NQ-open, Prompt II exact match)", comparison.retention)
+        )
+    return Section(
+        "Baseline vs tuned",
+        text="Success is recall up with discrimination kept: AUROC not lower, accuracy not "
+        "lower. A model whose recall rose without AUROC rising is shifted, not debiased.",
+        findings=findings,
+        tables=tuple(tables),
+        figures=(plot_comparison(comparison, "recall"), plot_comparison(comparison, "auroc")),
+    )

@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from nasalens import pipeline
+from nasalens.errors import NasalensError
+from nasalens.tuning import NasaConfig
+from tests.test_tuning import make_probe
+
+SMALL = pipeline.DemoConfig(
+    sets=("builtin-eval",),
+    n_eval=12,
+    n_probe=8,
+    k=4,
+    n_heads=3,
+    consistency=0.5,
+    n_validate=12,
+    controls=2,
+    per_head=2,
+    n_analysis=8,
+    nasa=NasaConfig(lr=1e-2, batch_size=4, max_epochs=1, n_heads=2),
+)
+
+
+def test_the_main_job_runs_every_step_and_writes_its_folder(tiny_model, tmp_path, monkeypatch):
+    # The tiny random model knows no fact, so give NASA a constructed probing set.
+    monkeypatch.setattr(pipeline, "probe_set", lambda *a, **k: make_probe())
+    run = pipeline.run_demo(SMALL, model=tiny_model, out=tmp_path / "run", progress=False)
+    names = {p.name for p in run.folder.iterdir()}
+    assert {"report.html", "config.json", "heads.json", "nasa.jsonl", "comparison.csv"} <= names
+    assert json.loads((run.folder / "config.json").read_text())["nasa"]["lr"] == 0.01
+    assert list(run.timings) == [
+        "load model", "bias", "probing set", "NAS", "causal validation", "NASA", "comparison",
+        "analysis",
+    ]  # fmt: skip
+    assert run.tuning is not None and len(run.tuning.head_records) >= 1
+    assert set(run.comparison.table["model"]) == {"baseline", "nasa", "head fix", "calibration"}
+    assert len(run.validation.controls) == 2 and len(run.validation.per_head) == 2
+    page = run.report.read_text()
+    for title in ("The bias", "Negative heads (NAS)", "Causal validation", "NASA", "Baseline vs"):
+        assert title in page
+    assert "Decision shifts after tuning" in page  # the analysis, base vs tuned
+    lines = (run.folder / "nasa.jsonl").read_text().splitlines()
+    assert len(lines) == len(run.tuning.records)
+
+
+def test_nasa_is_skipped_with_a_reason_when_the_model_knows_nothing(tiny_model, tmp_path):
+    run = pipeline.run_demo(SMALL, model=tiny_model, out=tmp_path / "run", progress=False)
+    assert run.tuning is None
+    assert "nasa" not in set(run.comparison.table["model"])
+    assert "Skipped: the probing set has 0 false negatives" in run.report.read_text()
+
+
+def test_external_sets_need_the_builtin_one():
+    with pytest.raises(NasalensError, match="builtin-eval"):
+        pipeline._eval_sets(pipeline.DemoConfig(sets=("strategyqa",)))
+
+
+def test_the_quick_config_is_smaller_in_every_costly_step():
+    full, quick = pipeline.DemoConfig(), pipeline.DemoConfig.quick()
+    for name in ("n_eval", "n_heads", "n_validate", "controls", "per_head", "n_analysis"):
+        assert getattr(quick, name) < getattr(full, name)
+    assert quick.nasa.n_heads < full.nasa.n_heads
