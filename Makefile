@@ -34,9 +34,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/nasalens demo $(if $(wildcard $(DATA_DIR)),--data-dir $(DATA_DIR))
 
-# Two xdist workers on two cores, one torch thread each (see conftest.py).
+# Two xdist workers on two cores, one torch thread each (see conftest.py); the notebooks run
+# top to bottom on the embedded model as tests too (nbmake).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --nbmake tests notebooks
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow and not embedded"
