@@ -261,6 +261,11 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     timings[step] = round(time.perf_counter() - start, 1)
 
 
+def _tail(text: str, n: int) -> str:
+    """The last ``n`` characters of ``text``, marked with an ellipsis when cut."""
+    return text if len(text) <= n else "…" + text[-n:]
+
+
 def _stamp(sep: str = "-") -> str:
     return datetime.now().strftime(f"%Y%m%d{sep}%H%M%S")
 
@@ -319,7 +324,7 @@ def _examples(model: object, samples: list[Sample], result: EvalResult) -> pd.Da
 
 def _bias_section(bias: dict[str, EvalResult], examples: pd.DataFrame) -> Section:
     table = pd.concat([r.to_frame(intervals=True) for r in bias.values()], ignore_index=True)
-    shown = examples.assign(prompt=[p.replace("\n", " ")[-150:] for p in examples["prompt"]])
+    shown = examples.assign(prompt=[_tail(p.replace("\n", " "), 150) for p in examples["prompt"]])
     findings = tuple(
         f"{name}: answers Yes to {r.summary['share_yes']:.0%} of {r.summary['n']} questions "
         f"(half have the gold answer Yes); recall {r.summary['recall']:.2f}, AUROC "

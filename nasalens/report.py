@@ -23,6 +23,7 @@ body { font-family: system-ui, -apple-system, Segoe UI, Roboto, sans-serif; marg
        max-width: 1180px; padding: 24px 32px 64px; color: #1d232b; line-height: 1.45; }
 h1 { margin-bottom: 4px; } .subtitle { color: #5a6472; margin-top: 0; }
 h2 { border-bottom: 2px solid #e4e8ee; padding-bottom: 4px; margin-top: 40px; }
+.wide { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 8px 0 18px; font-size: 13px; }
 th, td { border: 1px solid #d9dee5; padding: 4px 8px; text-align: right; }
 th { background: #f3f5f8; } td:first-child, th:first-child { text-align: left; }
@@ -132,4 +133,5 @@ def _section(index: int, section: Section) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return str(frame.to_html(index=False, float_format=lambda x: f"{x:.3f}", na_rep="–", border=0))
+    inner = frame.to_html(index=False, float_format=lambda x: f"{x:.3f}", na_rep="–", border=0)
+    return f"<div class='wide'>{inner}</div>"  # wide tables scroll instead of overflowing
