@@ -24,7 +24,7 @@ from nasalens.analysis.scenarios import Scenario
 from nasalens.analysis.suite import analyze
 from nasalens.artifacts import append_jsonl, write_json
 from nasalens.baselines import ContextualCalibration, HeadFix
-from nasalens.data.sample import Sample, subset
+from nasalens.data.sample import Sample, balance, subset
 from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet, nas_confidence_correlation, negative_heads
 from nasalens.metrics import Decider, EvalResult, evaluate
@@ -57,7 +57,10 @@ class DemoConfig:
     sets: tuple[str, ...] = ("builtin-eval", "strategyqa", "gsm8k")
     """Evaluation sets (external ones need data_dir)."""
     n_eval: int = 200
-    """Samples per evaluation set (balanced)."""
+    """Samples per evaluation set (balanced) for the bias table."""
+    n_compare: int = 100
+    """Samples per set (a balanced part of each evaluation set) on which baseline, NASA and
+    the baselines are compared."""
     n_probe: int | None = None
     """Probe questions asked (None: all 170 built-in ones)."""
     k: int = 100
@@ -70,13 +73,14 @@ class DemoConfig:
     """Built-in evaluation samples the causal validation ablates on."""
     controls: int = 10
     """Random head sets the selected heads are compared with."""
-    per_head: int = 10
+    per_head: int = 5
     """Top heads ablated one at a time (0: none)."""
     nasa: NasaConfig = field(default_factory=lambda: DEMO_NASA)
     """NASA settings (heads tuned: nasa.n_heads, the most negative first)."""
-    n_analysis: int = 60
-    """Built-in evaluation samples the analysis suite runs on, base vs tuned (0: skip);
-    prompting scenarios without chain of thought, which generates."""
+    n_analysis: int = 40
+    """Built-in evaluation samples the analysis suite runs on, base vs tuned (0: skip). To keep
+    the demo short: zero-shot, the NASA instruction with each candidate pair, and the plain
+    and "I don't know" scenarios (`nasalens analyze` runs the whole suite)."""
     n_retention: int = 0
     """NQ-open questions for general-QA retention (0: skip; needs data_dir)."""
     seed: int = 0
@@ -88,6 +92,7 @@ class DemoConfig:
         return cls(
             data_dir=data_dir,
             n_eval=40,
+            n_compare=40,
             n_probe=60,
             n_heads=10,
             n_validate=40,
@@ -195,7 +200,7 @@ def run_demo(
         on_probe = evaluate(model, positives, progress=False)
         sections.append(_nas_section(model, positives[0], scores, heads, on_probe))
     with _timed(timings, "causal validation"):
-        checked = subset(sets["builtin-eval"], min(config.n_validate, len(sets["builtin-eval"])))
+        checked = _pick(sets["builtin-eval"], config.n_validate, config.seed)
         validation = validate_heads(
             model,
             checked,
@@ -226,15 +231,23 @@ def run_demo(
         models["head fix"] = HeadFix(model, heads, how="mean", reference=reference)
         models["calibration"] = ContextualCalibration(model)
         retention = _retention(config)
-        comparison = compare(models, sets, retention=retention, progress=progress)
+        compared = {name: _pick(s, config.n_compare, config.seed) for name, s in sets.items()}
+        comparison = compare(models, compared, retention=retention, progress=progress)
         comparison.table.to_csv(folder / "comparison.csv", index=False)
         sections.append(_comparison_section(comparison))
     if config.n_analysis:
         with _timed(timings, "analysis"):
-            pool = sets["builtin-eval"]
-            samples = subset(pool, min(config.n_analysis, len(pool)), seed=config.seed)
+            samples = _pick(sets["builtin-eval"], config.n_analysis, config.seed)
             tuned = tuning.model if tuning is not None else None
-            found = analyze(model, samples, tuned=tuned, which=DEMO_SCENARIOS, progress=progress)
+            found = analyze(
+                model,
+                samples,
+                tuned=tuned,
+                shots=0,
+                instructions=("nasa",),
+                which=DEMO_SCENARIOS,
+                progress=progress,
+            )
             sections.append(Section("Analysis", html=analysis_section(found)))
 
     run = DemoRun(
@@ -259,6 +272,15 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     logger.info("step: %s", step)
     yield
     timings[step] = round(time.perf_counter() - start, 1)
+
+
+def _pick(samples: list[Sample], n: int, seed: int) -> list[Sample]:
+    """A balanced, seeded choice of at most ``n`` samples.
+
+    A plain `subset` of a built-in set with the seed that made it is not balanced: the seeded
+    draw repeats the one that assigned Yes and No (100 of 200 gave 0 gold-Yes samples).
+    """
+    return balance(samples, n=min(n, len(samples)), seed=seed)
 
 
 def _tail(text: str, n: int) -> str:

@@ -58,6 +58,26 @@ def test_external_sets_need_the_builtin_one():
 
 def test_the_quick_config_is_smaller_in_every_costly_step():
     full, quick = pipeline.DemoConfig(), pipeline.DemoConfig.quick()
-    for name in ("n_eval", "n_heads", "n_validate", "controls", "per_head", "n_analysis"):
+    for name in (
+        "n_eval",
+        "n_compare",
+        "n_heads",
+        "n_validate",
+        "controls",
+        "per_head",
+        "n_analysis",
+    ):
         assert getattr(quick, name) < getattr(full, name)
     assert quick.nasa.n_heads < full.nasa.n_heads
+
+
+def test_validation_and_analysis_samples_are_balanced():
+    from nasalens import data
+    from nasalens.data.sample import subset
+
+    samples = data.load("builtin-eval", n=200, seed=0)
+    # The trap: a plain seeded subset repeats the draw that assigned Yes and No.
+    assert sum(s.gold for s in subset(samples, 100, seed=0)) == 0
+    for n in (100, 60, 41):
+        picked = pipeline._pick(samples, n, 0)
+        assert len(picked) == n and abs(2 * sum(s.gold for s in picked) - n) <= 1

@@ -19,6 +19,7 @@ from nasalens.analysis.scenarios import SCENARIOS, Scenario, Scenarios, run_scen
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
 from nasalens.metrics import EvalResult, evaluate
+from nasalens.prompts.templates import CandidateName, InstructionName
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def analyze(
     shots: int = 4,
     pool: Sequence[Sample] | None = None,
     seed: int = 0,
+    instructions: Sequence[InstructionName] = ("nasa", "a", "b"),
+    candidates: Sequence[CandidateName] = ("yes_no", "true_false", "correct_wrong"),
     which: Sequence[Scenario] = SCENARIOS,
     cot_tokens: int = 128,
     chunk_size: int = 16,
@@ -89,6 +92,8 @@ def analyze(
         shots: k of the k-shot prompts of the generalization grid.
         pool: Where k-shot examples come from (see `generalization`).
         seed: Seed of the k-shot examples.
+        instructions: Instruction variants of the generalization grid.
+        candidates: Candidate pairs of the generalization grid.
         which: The prompting scenarios to run.
         cot_tokens: Longest chain of thought in tokens.
         chunk_size: Rows per forward pass.
@@ -119,6 +124,8 @@ def analyze(
         shots=shots,
         pool=pool,
         seed=seed,
+        instructions=instructions,
+        candidates=candidates,
         chunk_size=chunk_size,
         progress=progress,
     )
