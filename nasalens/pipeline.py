@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 #: NASA settings for the 135M embedded model (the learning-rate sweep is in docs/tuning.md).
 DEMO_NASA = NasaConfig(lr=1e-3, n_heads=10, max_epochs=5)
 #: Prompting scenarios of the demo's analysis (chain of thought generates: left out).
+#: The columns of the report's table of NASA's reasons (long texts, kept apart).
+REASON_COLUMNS = ("name", "decision", "reason")
 DEMO_SCENARIOS: tuple[Scenario, ...] = ("plain", "idk")
 
 
@@ -454,11 +456,15 @@ def _nasa_section(tuning: NasaResult | None, probe: ProbeSet) -> Section:
         f"{tuning.tau:.2f})."
     )
     figures = (plot_nasa(tuning),) if tuning.head_records else ()
+    frame = tuning.to_frame()  # the long "reason" texts get a narrow table of their own
     return Section(
         "NASA: head-wise incremental tuning",
         text=text,
         findings=(finding,),
-        tables=(("Per head", tuning.to_frame()),),
+        tables=(
+            ("Per head", frame[[c for c in frame.columns if c != "reason"]]),
+            ("Why each head stopped", frame[[c for c in REASON_COLUMNS if c in frame.columns]]),
+        ),
         figures=figures,
     )
 

@@ -40,6 +40,7 @@ def test_the_main_job_runs_every_step_and_writes_its_folder(tiny_model, tmp_path
     for title in ("The bias", "Negative heads (NAS)", "Causal validation", "NASA", "Baseline vs"):
         assert title in page
     assert "Decision shifts after tuning" in page  # the analysis, base vs tuned
+    assert "Why each head stopped" in page
     lines = (run.folder / "nasa.jsonl").read_text().splitlines()
     assert len(lines) == len(run.tuning.records)
 
