@@ -156,3 +156,29 @@ def test_patching_map_is_layer_by_head(tiny_model):
     fig = plot_patching(swept)
     assert np.asarray(fig.data[0].z).shape == (2, 4)
     torch.testing.assert_close(torch.tensor(np.asarray(fig.data[0].z)), swept.restored)
+
+
+@pytest.mark.parametrize("how", ["mean", "zero"])
+def test_rank_heads_matches_ablating_each_head_by_hand(tiny_model, batch, how):
+    from nasalens.models import info
+    from nasalens.validation import rank_heads
+
+    ranked = rank_heads(tiny_model, batch, how=how, progress=False)
+    geo = info(tiny_model)
+    assert len(ranked) == geo.n_layers * geo.n_heads and len(set(ranked["name"])) == len(ranked)
+    assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+    assert (np.diff(ranked["effect"].to_numpy()) <= 0).all()
+    base = evaluate(tiny_model, batch, progress=False).per_sample["logit_diff"].mean()
+    for _, row in ranked.iloc[[0, len(ranked) // 2, -1]].iterrows():
+        with ablate(tiny_model, [Head(row["layer"], row["head"])], how=how, reference=batch):
+            ablated = evaluate(tiny_model, batch, progress=False).per_sample["logit_diff"].mean()
+        assert row["effect"] == pytest.approx(ablated - base, abs=1e-5)
+
+
+def test_rank_heads_rejects_bad_input(tiny_model, batch):
+    from nasalens.validation import rank_heads
+
+    with pytest.raises((NasalensError, jaxtyping.TypeCheckError), match="median"):
+        rank_heads(tiny_model, batch, how="median", progress=False)
+    with pytest.raises(NasalensError, match="at least one sample"):
+        rank_heads(tiny_model, [], progress=False)
