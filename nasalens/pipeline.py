@@ -93,12 +93,12 @@ class DemoConfig:
         """A small version that shows every step in a few minutes."""
         return cls(
             data_dir=data_dir,
-            n_eval=40,
-            n_compare=40,
-            n_probe=60,
+            n_eval=32,
+            n_compare=32,
+            n_probe=40,
             n_heads=10,
-            n_validate=40,
-            controls=4,
+            n_validate=32,
+            controls=3,
             per_head=0,
             n_analysis=0,
             nasa=DEMO_NASA.replace(n_heads=3, max_epochs=2),
