@@ -158,10 +158,7 @@ def validate_heads(
     selected = check_heads(adapter.info, heads)
     if not selected:
         raise NasalensError("no heads to validate; pass at least one head")
-    batch = samples if isinstance(samples, Batch) else encode(model, samples, template)
-    ref = batch if reference is None else reference
-    if not isinstance(ref, Batch):
-        ref = encode(model, ref, template)
+    batch, ref = _batch_and_reference(model, samples, reference, template)
     if isinstance(controls, int):
         random_sets = _controls(selected, adapter.info, controls, seed, exclude_selected)
     else:
@@ -209,6 +206,20 @@ def validate_heads(
         per_head=pd.DataFrame(head_rows, columns=columns),
         per_sample=per_sample,
     )
+
+
+def _batch_and_reference(
+    model: object,
+    samples: Sequence[Sample] | Batch,
+    reference: Sequence[Sample] | Batch | None,
+    template: Template | None,
+) -> tuple[Batch, Batch]:
+    """The samples' batch and the ablation reference's (the samples themselves by default)."""
+    batch = samples if isinstance(samples, Batch) else encode(model, samples, template)
+    if reference is None:
+        return batch, batch
+    ref = reference if isinstance(reference, Batch) else encode(model, reference, template)
+    return batch, ref
 
 
 def _controls(
@@ -388,10 +399,7 @@ def rank_heads(
     check_how(how, ABLATIONS, "rank_heads")
     if len(samples) == 0:
         raise NasalensError("rank_heads needs at least one sample")
-    batch = samples if isinstance(samples, Batch) else encode(model, samples, template)
-    ref = batch
-    if reference is not None:
-        ref = reference if isinstance(reference, Batch) else encode(model, reference, template)
+    batch, ref = _batch_and_reference(model, samples, reference, template)
     means = head_means(model, ref, chunk_size=chunk_size) if how == "mean" else None
     geo = adapt(model).info
 
