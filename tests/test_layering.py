@@ -26,6 +26,7 @@ LAYERS = [
     "analysis",
     "plotting",
     "report",
+    "demo_report",
     "pipeline",
     "cli",
 ]
