@@ -2,8 +2,16 @@
 
 While head (l, h) trains, blocks below l do not change: NASA computes the residual entering
 block l once per head and runs blocks l..L-1 only at each step. This times one step (forward,
-backward, AdamW on the head's query/key rows) for heads at a few layers, both ways, and reports
-the ratio against the target 1.2 x (L - l) / L.
+backward, AdamW on the head's query/key rows) for heads at a few layers, both ways.
+
+Two ratios per layer l:
+
+- ``ratio``: the skipping step against a *full-depth step*, one that runs every block forward
+  and backward (a head at layer 0, where nothing can be skipped). Target: 1.2 x (L - l) / L.
+- ``ratio_same_head``: the skipping step against the same head's step without skipping. Only
+  the forward of blocks 0..l-1 is saved here (autograd never runs backward below the trained
+  block either way), so with forward f and backward b per block the best possible value is
+  (L - l)(f + b) / (L f + (L - l) b); ``ideal_same_head`` prints it from the measured f and b.
 
     python bench/tune_cost.py                       # embedded model, layers 5 17 28
     python bench/tune_cost.py --quick               # tiny model, to check the script
@@ -51,6 +59,20 @@ def step_times(adapter, batch, head: Head, *, skip: bool, repeats: int) -> list[
     return times
 
 
+def forward_times(adapter, batch, repeats: int) -> list[float]:
+    """Seconds per forward pass through every block to the answer loss (no gradient)."""
+    resid = train.residuals(adapter, batch, 0, chunk_size=len(batch))
+    targets = torch.full((len(batch),), batch.pos_target)
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            start = time.perf_counter()
+            train.answer_loss(adapter, resid, 0, batch, targets)
+            if i:
+                times.append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, tiny sizes")
@@ -70,20 +92,29 @@ def main() -> None:
     adapter = adapt(model)
     n_layers = adapter.info.n_layers
     batch = encode(model, builtin("probe", n=n_rows), binary())
+    depth = statistics.median(step_times(adapter, batch, Head(0, 0), skip=True, repeats=repeats))
+    forward = statistics.median(forward_times(adapter, batch, repeats))
+    per_block_f = forward / n_layers
+    per_block_b = (depth - forward) / n_layers
+    print(json.dumps({"full_depth_step_s": round(depth, 4), "full_forward_s": round(forward, 4)}))
     rows = []
     for layer in layers:
         head = Head(layer, 0)
         full = statistics.median(step_times(adapter, batch, head, skip=False, repeats=repeats))
         skip = statistics.median(step_times(adapter, batch, head, skip=True, repeats=repeats))
-        target = 1.2 * (n_layers - layer) / n_layers
+        above = n_layers - layer
+        target = 1.2 * above / n_layers
+        ideal = above * (per_block_f + per_block_b) / (n_layers * per_block_f + above * per_block_b)
         rows.append(
             {
                 "layer": layer,
-                "full_s": round(full, 4),
                 "skip_s": round(skip, 4),
-                "ratio": round(skip / full, 3),
+                "ratio": round(skip / depth, 3),
                 "target_ratio": round(target, 3),
-                "meets_target": skip / full <= target,
+                "meets_target": skip / depth <= target,
+                "same_head_full_s": round(full, 4),
+                "ratio_same_head": round(skip / full, 3),
+                "ideal_same_head": round(ideal, 3),
             }
         )
         print(json.dumps(rows[-1]))
@@ -94,6 +125,8 @@ def main() -> None:
         "tokens_per_row": int(batch.attention_mask.sum(1).float().mean()),
         "threads": torch.get_num_threads(),
         "repeats": repeats,
+        "full_depth_step_s": round(depth, 4),
+        "full_forward_s": round(forward, 4),
         "rows": rows,
     }
     if args.out:

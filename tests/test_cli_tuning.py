@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -52,10 +53,43 @@ def test_tune_writes_a_run_that_resumes_exports_and_evaluates(tiny_dir, knows_so
     hf = tmp_path / "hf"
     assert "AutoModelForCausalLM" in invoke("export", run, "--out", hf)
     assert (hf / "model.safetensors").is_file()
-    out = invoke("evaluate", "--model", run, "--data", "builtin-eval", "--n", "6")
+    out = invoke(
+        "evaluate", "--model", run, "--data", "builtin-eval", "--n", "6", "--qa-retention", 0
+    )
     assert "baseline" in out and "tuned" in out and "verdict" in out
-    out = invoke("evaluate", "--model", hf, "--data", "builtin-eval", "--n", "4")
+    assert "retention" not in out
+    out = invoke(
+        "evaluate", "--model", hf, "--data", "builtin-eval", "--n", "4", "--qa-retention", 0
+    )
     assert "builtin-eval" in out
+
+
+def test_evaluate_reports_qa_retention_of_baseline_and_tuned(
+    tiny_dir, knows_some, tmp_path, shared_data
+):
+    from nasalens import data
+    from nasalens.models import load_model
+    from nasalens.tuning.evaluation import qa_retention
+
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps(["L1H2"]))
+    run = tmp_path / "run"
+    invoke("tune", "--model", tiny_dir, "--heads", heads, "--out", run, "--max-epochs", "1",
+           "--batch-size", "4", "--lr", "0.01", "--no-progress")  # fmt: skip
+    args = ["evaluate", "--model", run, "--data", "builtin-eval", "--n", "4"]
+    out = invoke(*args, "--data-dir", shared_data, "--qa-retention", "5")
+    rows = [
+        line.split() for line in out.splitlines() if line.split()[:1] in (["baseline"], ["tuned"])
+    ]
+    retention = {r[0]: r[1:] for r in rows if len(r) == 3}
+    expected = qa_retention(
+        load_model(str(tiny_dir)), data.nq_open_questions(shared_data, n=5, seed=1)
+    )
+    assert retention["baseline"] == [f"{expected['qa_exact_match']:.3f}", "5"]
+    assert set(retention) == {"baseline", "tuned"}
+    # Without NQ-open the command says why it skipped, and still prints the decisions.
+    out = invoke(*args, "--data-dir", tmp_path, "--qa-retention", "5")
+    assert "QA retention skipped" in out and "verdict" in out
 
 
 def test_tune_selects_heads_by_nas_and_reads_a_toml_config(tiny_dir, knows_some, tmp_path):
@@ -65,6 +99,16 @@ def test_tune_selects_heads_by_nas_and_reads_a_toml_config(tiny_dir, knows_some,
     out = invoke("tune", "--model", tiny_dir, "--config", toml, "--out", run, "--no-progress")
     assert "heads: HeadSet([" in out
     assert len(json.loads((run / "heads.json").read_text())["heads"]) == 2
+
+
+def test_tune_selects_heads_causally_and_writes_the_ranking(tiny_dir, knows_some, tmp_path):
+    run = tmp_path / "run"
+    args = ["tune", "--model", tiny_dir, "--out", run, "--select", "causal", "--n-heads", "2"]
+    invoke(*args, "--max-epochs", "1", "--batch-size", "4", "--lr", "0.01", "--no-progress")
+    ranking = pd.read_csv(run / "heads-causal.csv")
+    assert len(ranking) == 8 and (ranking["effect"].diff().dropna() <= 0).all()
+    assert json.loads((run / "heads.json").read_text())["heads"] == list(ranking["name"][:2])
+    assert json.loads((run / "config.json").read_text())["select"] == "causal"
 
 
 def test_tune_refuses_a_run_with_other_settings(tiny_dir, knows_some, tmp_path):
@@ -92,3 +136,35 @@ def test_organism_prints_each_stage_on_each_set(monkeypatch):
     assert [r[:2] for r in rows] == [[s, name] for s in stages for name in ("checks", "held_out")]
     assert all("0.125" in r and "0.750" in r for r in rows)
     assert "planted heads: ['L1H2']" in out
+
+
+def test_tune_on_the_organism_probes_only_nasas_share_of_the_taught_facts(
+    tiny_model, tmp_path, monkeypatch
+):
+    from nasalens import organisms
+    from nasalens.cli import tuning as cli_tuning
+    from nasalens.data import builtin_questions
+    from nasalens.models import clone
+
+    organism, knower = clone(tiny_model), clone(tiny_model)
+    share = builtin_questions("probe")[:12]
+    asked = []
+
+    def answers(model, samples, **kwargs):
+        asked.append((model, [s.id for s in samples]))
+        return fake_answers(set(range(12)))(model, samples)
+
+    monkeypatch.setattr(cli_tuning, "resolve", lambda spec: (organism, "/cache/organism"))
+    monkeypatch.setattr(cli_tuning, "load", lambda spec: knower)
+    monkeypatch.setattr(organisms, "nasa_questions", lambda: share)
+    monkeypatch.setattr(probe_mod, "short_answers", answers)
+    monkeypatch.setattr(probe_mod, "evaluate", fake_decisions({f"{share[0].id}/yes"}))
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps(["L1H2"]))
+    out = invoke("tune", "--model", "organism", "--heads", heads, "--out", tmp_path / "run",
+                 "--max-epochs", "1", "--batch-size", "4", "--no-progress")  # fmt: skip
+    assert "probing set from NASA's share of the taught facts (12)" in out
+    assert "'questions': 12, 'known': 12, 'tp': 1, 'fn': 11" in out
+    # What is known is decided by the embedded model the facts were chosen with.
+    assert [model for model, _ in asked] == [knower]
+    assert asked[0][1] == [f"{q.id}/yes" for q in share]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, table
+from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, load_set, table
 
 PAGE = "analysis.html"
 
@@ -32,7 +32,6 @@ def analyze(
     out: Annotated[Path, typer.Option(help="Folder of the HTML page.")] = Path("nasalens-analysis"),
 ) -> None:
     """Analyze the negative bias: prompts, knowledge categories, scenarios, tuning shifts."""
-    from nasalens import data as nl_data
     from nasalens.analysis import SCENARIOS
     from nasalens.analysis import analyze as run_analysis
     from nasalens.plotting.analysis import analysis_section, html_page
@@ -46,10 +45,7 @@ def analyze(
     root = data_dir(data_root)
     sections = []
     for spec in data:
-        if spec.endswith(".jsonl"):
-            samples = nl_data.load_jsonl(spec, n=n, seed=seed)
-        else:
-            samples = nl_data.load(spec, root, n=n, seed=seed)
+        samples = load_set(spec, root, n=n, seed=seed)
         result = run_analysis(
             loaded,
             samples,

@@ -44,6 +44,20 @@ def data_dir(option: Path | None) -> Path | None:
     return Path(env) if env else None
 
 
+def load_set(spec: str, root: Path | None, *, n: int | None = None, seed: int = 0) -> list:
+    """The samples a --data value names: a JSONL file, a built-in set, or a set under root.
+
+    Built-in sets ship with nasalens, so the data root (option or $NASALENS_DATA_DIR) is not
+    passed to them: ``--data builtin-eval --data strategyqa --data-dir DIR`` works.
+    """
+    from nasalens import data
+
+    if spec.endswith(".jsonl"):
+        return data.load_jsonl(spec, n=n, seed=seed)
+    builtin = spec.strip().casefold().replace("-", "_").startswith("builtin_")
+    return data.load(spec, None if builtin else root, n=n, seed=seed)
+
+
 def table(frame: pd.DataFrame) -> str:
     """A DataFrame as plain text with three decimals."""
     return frame.to_string(index=False, float_format=lambda x: f"{x:.3f}")

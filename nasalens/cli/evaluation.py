@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, table
+from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load_set, table
 
 
 @app.command()
@@ -18,24 +18,27 @@ def evaluate(
     data_root: DataDirOpt = None,
     n: Annotated[int | None, typer.Option(help="Samples per set (default: all).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the per-sample CSV here.")] = None,
+    qa_retention: Annotated[
+        int,
+        typer.Option(
+            help="NQ-open questions for general QA retention (Prompt II exact match; 0: skip)."
+        ),
+    ] = 300,
 ) -> None:
     """Evaluate Yes/No decisions on data sets or your own JSONL files.
 
     --model may also be a NASA run folder (then its base and tuned model are compared) or an
-    exported folder.
+    exported folder. --data organism-checks names the organism's checks (facts NASA never saw).
+    General QA retention needs NQ-open in the data folder; without it the command says so.
     """
     import nasalens as nl
-    from nasalens import data as nl_data
     from nasalens.cli.tuning import compare_run, load_any
 
     baseline, loaded = load_any(model)
     root = data_dir(data_root)
     frames = []
     for spec in data:
-        if spec.endswith(".jsonl"):
-            samples = nl_data.load_jsonl(spec, n=n)
-        else:
-            samples = nl_data.load(spec, root, n=n)
+        samples = _samples(spec, root, n)
         if baseline is not None:
             frames.append(compare_run(baseline, loaded, Path(spec).stem, samples, out))
             continue
@@ -45,3 +48,32 @@ def evaluate(
             out.mkdir(parents=True, exist_ok=True)
             result.per_sample.to_csv(out / f"{Path(spec).stem}.csv", index=False)
     typer.echo(table(pd.concat(frames, ignore_index=True)))
+    if qa_retention:
+        models = {"model": loaded} if baseline is None else {"baseline": baseline, "tuned": loaded}
+        _retention(models, root, qa_retention)
+
+
+def _samples(spec: str, root: Path | None, n: int | None) -> list:
+    """The samples a --data value names: the organism's checks, or as `load_set`."""
+    if spec == "organism-checks":
+        from nasalens import organisms
+
+        checks = organisms.checks()
+        return checks if n is None else checks[:n]
+    return load_set(spec, root, n=n)
+
+
+def _retention(models: dict[str, Any], root: Path | None, n: int) -> None:
+    """Print general QA retention (Prompt II exact match on n NQ-open questions, seed 1)."""
+    from nasalens import data as nl_data
+    from nasalens.errors import NasalensError
+    from nasalens.tuning.evaluation import qa_retention
+
+    try:
+        questions = nl_data.nq_open_questions(root, n=n, seed=1)
+    except NasalensError as err:
+        typer.echo(f"QA retention skipped: {err} (--qa-retention 0 skips it silently)")
+        return
+    rows = [{"model": name, **qa_retention(m, questions)} for name, m in models.items()]
+    typer.echo("general QA retention (NQ-open, Prompt II exact match):")
+    typer.echo(table(pd.DataFrame(rows)))

@@ -72,6 +72,19 @@ def compare_run(
     return frame.rename(columns={"set": "name"})
 
 
+def _organism_probe() -> tuple[list, object]:
+    """The organism's probing questions (NASA's share of the taught facts) and who knows them.
+
+    The checks' facts stay out, so that evaluating on organism-checks measures facts NASA never
+    saw; what is "known" is decided by the embedded model the facts were chosen with.
+    """
+    from nasalens import organisms
+
+    questions = organisms.nasa_questions()
+    typer.echo(f"organism: probing set from NASA's share of the taught facts ({len(questions)})")
+    return questions, load(None)
+
+
 def _config(config_file: Path | None, overrides: dict[str, object], stored: object) -> object:
     """The run's settings: TOML, then flags; a resumed run without either keeps its own."""
     from nasalens.tuning import NasaConfig
@@ -91,7 +104,12 @@ def tune(
         str, typer.Option(help="Short-answer questions: 'builtin-probe' or a questions JSONL.")
     ] = "builtin-probe",
     heads: Annotated[
-        Path | None, typer.Option(help="Heads JSON (HeadSet or ['L17H7', ...]); default: NAS.")
+        Path | None,
+        typer.Option(help="Heads JSON (HeadSet or ['L17H7', ...]); default: chosen by --select."),
+    ] = None,
+    select: Annotated[
+        str | None,
+        typer.Option(help="How heads are chosen: nas (the paper) or causal (ablate each head)."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file of NasaConfig fields ([nasa]).")
@@ -110,10 +128,10 @@ def tune(
 ) -> None:
     """Run NASA (Algorithm 1) in a run folder; re-run the same command to resume after a kill."""
     from nasalens import data
-    from nasalens.heads import HeadSet, negative_heads
-    from nasalens.scores import nas
+    from nasalens.heads import HeadSet
     from nasalens.tuning import NasaConfig, probe_set
     from nasalens.tuning.runs import Run, tune_run
+    from nasalens.tuning.selection import select_heads
 
     run = Run.open(out) if (out / "run.json").is_file() else None
     settings = _config(
@@ -123,6 +141,7 @@ def tune(
             "batch_size": batch_size,
             "max_epochs": max_epochs,
             "mode": mode,
+            "select": select,
             "n_heads": n_heads,
             "k": k,
             "region": region,
@@ -139,10 +158,13 @@ def tune(
         result = tune_run(out, loaded, run.probe, run.heads, settings, progress=progress)
     else:
         loaded, spec = resolve(model)
-        if probe == "builtin-probe":
-            questions = data.builtin_questions("probe")
-        else:
+        knower = None
+        if probe != "builtin-probe":
             questions = data.load_questions_jsonl(probe)
+        elif model in ORGANISMS:
+            questions, knower = _organism_probe()
+        else:
+            questions = data.builtin_questions("probe")
         found = probe_set(
             loaded,
             questions,
@@ -150,16 +172,16 @@ def tune(
             seed=settings.seed,
             region=settings.region,
             eps=settings.eps,
+            knowledge_model=knower,
             progress=progress,
         )
         typer.echo(f"probing set: {found.counts()}, tau = {found.tau:.3f}")
         if heads is not None:
             line_up = HeadSet.load(heads)
         else:
-            scores = nas(
-                loaded, [*found.train, *found.tp], region=settings.region, progress=progress
-            )
-            line_up = negative_heads(scores, k=settings.k, n=settings.n_heads)
+            line_up, ranking = select_heads(loaded, found, settings, progress=progress)
+            out.mkdir(parents=True, exist_ok=True)
+            ranking.to_csv(out / f"heads-{settings.select}.csv", index=False)
         typer.echo(f"heads: {line_up}")
         result = tune_run(out, loaded, found, line_up, settings, model_spec=spec, progress=progress)
     frame = result.to_frame()

@@ -13,7 +13,7 @@ from typing import Annotated, cast
 import pandas as pd
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, table
+from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, load_set, table
 
 
 @app.command()
@@ -34,7 +34,6 @@ def validate(
     ),
 ) -> None:
     """Ablate the heads of --heads and compare with random head sets of the same layers."""
-    from nasalens import data as nl_data
     from nasalens.heads import HeadSet
     from nasalens.patching import ABLATIONS, AblationKind
     from nasalens.patching.ablation import check_how
@@ -50,10 +49,7 @@ def validate(
     frames = []
     for spec in data:
         name = Path(spec).stem if spec.endswith(".jsonl") else spec
-        if spec.endswith(".jsonl"):
-            samples = nl_data.load_jsonl(spec, n=n)
-        else:
-            samples = nl_data.load(spec, root, n=n)
+        samples = load_set(spec, root, n=n)
         result = validate_heads(
             loaded,
             samples,

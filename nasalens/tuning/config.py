@@ -22,6 +22,7 @@ Mode = Literal["qk", "q", "random"]
 ModelNas = Literal["all", "selected"]
 Halting = Literal["nas", "share_yes", "never"]
 Schedule = Literal["linear", "constant"]
+Select = Literal["nas", "causal"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class NasaConfig:
     """What trains: "qk" the head's query rows and its KV group's key rows (the paper), "q"
     the query rows only (Table 19), "random" random heads with the same per-layer counts,
     trained as "qk" (Table 20)."""
+    select: Select = "nas"
+    """How heads are chosen when a run is not given them (`select_heads`): "nas" (the paper:
+    consistently in the per-sample top-k by NAS) or "causal" (largest rise of the Yes-No logit
+    difference when the head alone is mean-ablated on the training FN samples; finds heads
+    whose route to "No" NAS cannot see, at the cost of one pass per head)."""
     k: int = 100
     """Per-sample top-k when heads are selected for a run (the paper, tuning: 100)."""
     n_heads: int = 30
