@@ -212,12 +212,10 @@ def run_demo(
             heads,
             controls=config.controls,
             how="mean",
-            per_head=False,
+            per_head=config.per_head,
             seed=config.seed,
             progress=progress,
         )
-        per_head = _per_head(model, checked, heads, config, progress)
-        validation = dataclasses.replace(validation, per_head=per_head)
         validation.summary.to_csv(folder / "validation.csv", index=False)
         sections.append(validation_section(validation))
     with _timed(timings, "NASA"):
@@ -310,25 +308,6 @@ def _retention(config: DemoConfig) -> list:
     if not config.n_retention or config.data_dir is None:
         return []
     return data.nq_open_questions(config.data_dir, n=config.n_retention, seed=config.seed)
-
-
-def _per_head(
-    model: object, samples: list[Sample], heads: HeadSet, config: DemoConfig, progress: bool
-) -> pd.DataFrame:
-    """Each of the top ``config.per_head`` heads ablated alone (effects only, no controls)."""
-    if not config.per_head:
-        return pd.DataFrame()
-    result = validate_heads(
-        model,
-        samples,
-        heads.top(config.per_head),
-        controls=0,
-        how="mean",
-        per_head=True,
-        seed=config.seed,
-        progress=progress,
-    )
-    return result.per_head
 
 
 def _examples(model: object, samples: list[Sample], result: EvalResult) -> pd.DataFrame:

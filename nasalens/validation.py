@@ -108,7 +108,7 @@ def validate_heads(
     seed: int = 0,
     reference: Batch | Sequence[Sample] | None = None,
     template: Template | None = None,
-    per_head: bool = True,
+    per_head: bool | int = True,
     exclude_selected: bool = True,
     n_boot: int = 1000,
     chunk_size: int = 16,
@@ -130,7 +130,8 @@ def validate_heads(
         seed: Seed of the random sets, the resampling and the bootstrap.
         reference: What "mean" averages over and "resample" draws from (default: ``samples``).
         template: Template to encode samples with (default: Prompt I).
-        per_head: Also ablate each selected head alone.
+        per_head: Also ablate each selected head alone: True every one, a number n the first
+            n (e.g. the top 5 of a ranked head set), False or 0 none.
         exclude_selected: Draw random sets from the other heads only. When a layer holds too
             few other heads for its count (e.g. 7 of its 9 heads selected), the sets are drawn
             from all heads instead, with a warning; ``random_effects["overlap"]`` counts the
@@ -151,8 +152,11 @@ def validate_heads(
         >>> result.to_frame()                                                           # doctest: +SKIP
     """  # noqa: E501
     check_how(how, ABLATIONS, "ablation")
-    if (isinstance(controls, int) and controls < 0) or n_boot < 1:
-        raise NasalensError(f"controls must be >= 0 and n_boot >= 1, got {controls}, {n_boot}")
+    if (isinstance(controls, int) and controls < 0) or n_boot < 1 or per_head < 0:
+        raise NasalensError(
+            f"controls, per_head must be >= 0 and n_boot >= 1, got {controls}, {per_head}, "
+            f"{n_boot}"
+        )
     adapter = adapt(model)
     selected = check_heads(adapter.info, heads)
     if not selected:
@@ -177,10 +181,11 @@ def validate_heads(
     boot = rng.integers(0, len(batch), size=(n_boot, len(batch)))
     summary, random_frame = _compare(ld, nas, gold, boot, selected, random_sets)
     head_rows = []
-    if per_head:
+    alone = selected if per_head is True else selected[: int(per_head)]
+    if alone:
         point = np.arange(len(batch))[None]
         base = _metrics(ld[:1], nas[:1], gold, point)
-        for head in tqdm(selected, desc="single heads", disable=not progress):
+        for head in tqdm(alone, desc="single heads", disable=not progress):
             one_ld, one_nas = run([head])
             one = _metrics(one_ld[None], one_nas[None], gold, point)
             effects = {m: float(one[m][0, 0] - base[m][0, 0]) for m in VALIDATION_METRICS}

@@ -4,6 +4,7 @@ import math
 
 import jaxtyping
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -65,6 +66,17 @@ def test_result_shapes_controls_and_per_head(result):
     assert result.effect("logit_diff") == result.to_frame().iloc[0]["effect"]
     with pytest.raises(NasalensError, match="unknown metric"):
         result.share_beaten("f1")
+
+
+def test_per_head_takes_the_first_n_heads(tiny_model, batch, result):
+    first = validate_heads(
+        tiny_model, batch, HEADS, controls=0, per_head=1, n_boot=10, progress=False
+    )
+    pd.testing.assert_frame_equal(first.per_head, result.per_head.iloc[:1])
+    none = validate_heads(tiny_model, batch, HEADS, controls=0, per_head=0, progress=False)
+    assert none.per_head.empty and list(none.per_head.columns) == list(result.per_head.columns)
+    with pytest.raises(NasalensError, match="per_head must be >= 0"):
+        validate_heads(tiny_model, batch, HEADS, controls=0, per_head=-1, progress=False)
 
 
 def test_the_vectorized_metrics_match_summarize():
