@@ -11,7 +11,7 @@ from transformer_lens import patching as tl_patching
 from nasalens.errors import NasalensError
 from nasalens.metrics import answer_logprobs
 from nasalens.models import Head
-from nasalens.models.interface import BridgeAdapter
+from nasalens.models.bridge import BridgeAdapter
 from nasalens.patching import PatchResult, contrast, patch, patch_heads
 from nasalens.prompts import binary, encode
 from tests.builders import make_samples
