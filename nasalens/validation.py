@@ -154,8 +154,7 @@ def validate_heads(
     check_how(how, ABLATIONS, "ablation")
     if (isinstance(controls, int) and controls < 0) or n_boot < 1 or per_head < 0:
         raise NasalensError(
-            f"controls, per_head must be >= 0 and n_boot >= 1, got {controls}, {per_head}, "
-            f"{n_boot}"
+            f"controls, per_head must be >= 0 and n_boot >= 1, got {controls}, {per_head}, {n_boot}"
         )
     adapter = adapt(model)
     selected = check_heads(adapter.info, heads)

@@ -6,8 +6,8 @@ import torch
 from nasalens.errors import NasalensError
 from nasalens.models import Head, adapt, check_live_hooks, info, load_model
 from nasalens.models import loading as loading_mod
-from nasalens.models.geometry import ModelInfo
 from nasalens.models.bridge import BridgeAdapter
+from nasalens.models.geometry import ModelInfo
 
 
 def test_head_prints_and_parses():

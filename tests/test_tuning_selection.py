@@ -48,6 +48,12 @@ def test_causal_selection_takes_the_heads_whose_ablation_raises_the_logit_differ
     assert [str(h) for h in heads] == by_hand
 
 
+@pytest.mark.parametrize("select", ["nas", "causal"])
+def test_selection_needs_training_samples(tiny_model, select):
+    with pytest.raises(NasalensError, match="no training samples"):
+        select_heads(tiny_model, make_probe(n_train=0), NasaConfig(select=select), progress=False)
+
+
 def test_selection_rejects_an_unknown_rule():
     # Under the test suite's type checker the annotation catches it first; without it, our check.
     with pytest.raises((NasalensError, TypeCheckError), match="gradient"):

@@ -3,22 +3,19 @@
 NAS ranks heads by where they look; a head can route the decision to "No" without looking at
 the instruction at all. On the planted-bias organism NAS ranks the three planted heads 5th,
 99th and 270th of 270, mean-ablating each head alone 3rd, 1st and 4th (docs/results.md), and
-only NASA on the causally chosen heads removes the bias.
+only NASA on the causally chosen heads (with the stopping rules off) removes the bias.
 """
 
 from __future__ import annotations
 
-import logging
-
 import pandas as pd
 
+from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet, negative_heads
 from nasalens.scores import nas
 from nasalens.tuning.config import NasaConfig
 from nasalens.tuning.probe import ProbeSet
 from nasalens.validation import rank_heads
-
-logger = logging.getLogger(__name__)
 
 
 def select_heads(
@@ -49,6 +46,11 @@ def select_heads(
         >>> config = NasaConfig(select="causal", n_heads=10)
         >>> heads, ranking = select_heads(model, probe, config)  # doctest: +SKIP
     """
+    if not probe.train:
+        raise NasalensError(
+            "select_heads: the probing set has no training samples (FN); heads are chosen on "
+            "them, so use more questions the model knows and answers 'No' to"
+        )
     if config.select == "causal":
         ranking = rank_heads(model, list(probe.train), progress=progress)
         heads = HeadSet.of(list(ranking["name"][: config.n_heads]))
