@@ -146,7 +146,7 @@ def test_tune_on_the_organism_probes_only_nasas_share_of_the_taught_facts(
     from nasalens.data import builtin_questions
     from nasalens.models import clone
 
-    organism, knower = clone(tiny_model), clone(tiny_model)
+    organism = clone(tiny_model)
     share = builtin_questions("probe")[:12]
     asked = []
 
@@ -155,7 +155,6 @@ def test_tune_on_the_organism_probes_only_nasas_share_of_the_taught_facts(
         return fake_answers(set(range(12)))(model, samples)
 
     monkeypatch.setattr(cli_tuning, "resolve", lambda spec: (organism, "/cache/organism"))
-    monkeypatch.setattr(cli_tuning, "load", lambda spec: knower)
     monkeypatch.setattr(organisms, "nasa_questions", lambda: share)
     monkeypatch.setattr(probe_mod, "short_answers", answers)
     monkeypatch.setattr(probe_mod, "evaluate", fake_decisions({f"{share[0].id}/yes"}))
@@ -165,6 +164,5 @@ def test_tune_on_the_organism_probes_only_nasas_share_of_the_taught_facts(
                  "--max-epochs", "1", "--batch-size", "4", "--no-progress")  # fmt: skip
     assert "probing set from NASA's share of the taught facts (12)" in out
     assert "'questions': 12, 'known': 12, 'tp': 1, 'fn': 11" in out
-    # What is known is decided by the embedded model the facts were chosen with.
-    assert [model for model, _ in asked] == [knower]
-    assert asked[0][1] == [f"{q.id}/yes" for q in share]
+    # Only NASA's share is asked (the checks' facts stay out), and the organism itself answers.
+    assert asked == [(organism, [f"{q.id}/yes" for q in share])]

@@ -72,17 +72,17 @@ def compare_run(
     return frame.rename(columns={"set": "name"})
 
 
-def _organism_probe() -> tuple[list, object]:
-    """The organism's probing questions (NASA's share of the taught facts) and who knows them.
+def _organism_questions() -> list:
+    """The organism's probing questions: NASA's share of the taught facts.
 
     The checks' facts stay out, so that evaluating on organism-checks measures facts NASA never
-    saw; what is "known" is decided by the embedded model the facts were chosen with.
+    saw. What is known is decided by the organism's own answers, as the paper does.
     """
     from nasalens import organisms
 
     questions = organisms.nasa_questions()
     typer.echo(f"organism: probing set from NASA's share of the taught facts ({len(questions)})")
-    return questions, load(None)
+    return questions
 
 
 def _config(config_file: Path | None, overrides: dict[str, object], stored: object) -> object:
@@ -158,11 +158,10 @@ def tune(
         result = tune_run(out, loaded, run.probe, run.heads, settings, progress=progress)
     else:
         loaded, spec = resolve(model)
-        knower = None
         if probe != "builtin-probe":
             questions = data.load_questions_jsonl(probe)
         elif model in ORGANISMS:
-            questions, knower = _organism_probe()
+            questions = _organism_questions()
         else:
             questions = data.builtin_questions("probe")
         found = probe_set(
@@ -172,7 +171,6 @@ def tune(
             seed=settings.seed,
             region=settings.region,
             eps=settings.eps,
-            knowledge_model=knower,
             progress=progress,
         )
         typer.echo(f"probing set: {found.counts()}, tau = {found.tau:.3f}")

@@ -161,8 +161,10 @@ def probe_set(
         max_new_tokens: Longest short answer.
         chunk_size: Rows per forward pass.
         knowledge_model: The model whose greedy answers decide what is known; default: ``model``
-            itself (the paper). The planted-bias organism passes its base model, because the
-            plant leaks "No" into its short answers too ("No, the answer is not available.").
+            itself (the paper). A base model can stand in when a bias leaks into short answers
+            too: the planted organism answers "No, the answer is not available." to 32 of
+            NASA's 52 facts, which its base model answers right (the organism runs in
+            docs/results.md use the default, so 20 facts).
         progress: Show progress bars.
 
     Returns:
