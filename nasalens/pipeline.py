@@ -179,8 +179,9 @@ def run_demo(
     timings: dict[str, float] = {}
     sections: list[Section] = []
 
-    with _timed(timings, "load model"):
-        model = model if model is not None else load_model()
+    if model is None:  # a model passed in was loaded (and timed) by the caller
+        with _timed(timings, "load model"):
+            model = load_model()
     with _timed(timings, "bias"):
         sets = _eval_sets(config)
         bias = {name: evaluate(model, s, name=name, progress=progress) for name, s in sets.items()}
