@@ -89,16 +89,27 @@ def answer_logprobs(
         )
     adapter = adapt(model)
     out = torch.empty(len(batch), 2)
-    pos_ids, neg_ids = list(batch.pos_ids), list(batch.neg_ids)
     chunks = batch.chunks(chunk_size)
     total = math.ceil(len(batch) / chunk_size)
     with torch.no_grad():
         for index, sub in tqdm(chunks, total=total, desc="answers", disable=not progress):
             logits = adapter.logits_at(sub.tokens, sub.attention_mask, sub.answer_pos, fwd_hooks)
-            logp = logits.float().log_softmax(dim=-1)
-            out[index, 0] = logp[:, pos_ids].logsumexp(dim=-1).cpu()
-            out[index, 1] = logp[:, neg_ids].logsumexp(dim=-1).cpu()
+            out[index] = candidate_logprobs(logits, sub).cpu()
     return out
+
+
+def candidate_logprobs(
+    logits: Float[Tensor, "batch vocab"], batch: Batch
+) -> Float[Tensor, "batch 2"]:
+    """Return log P(positive candidate) and log P(negative candidate) from answer-position logits.
+
+    A candidate's probability is the sum over its answer-token variants (``batch.pos_ids``,
+    ``batch.neg_ids``), in the full-vocabulary softmax.
+    """
+    logp = logits.float().log_softmax(dim=-1)
+    pos = logp[:, list(batch.pos_ids)].logsumexp(dim=-1)
+    neg = logp[:, list(batch.neg_ids)].logsumexp(dim=-1)
+    return torch.stack([pos, neg], dim=1)
 
 
 def p_yes(logprobs: Float[Tensor, "batch 2"]) -> Float[Tensor, " batch"]:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
 from nasalens.heads import random_like
+from nasalens.metrics import candidate_logprobs
 from nasalens.models import Head, ModelInfo, adapt
 from nasalens.models.interface import FwdHooks, ModelAdapter
 from nasalens.patching import AblationKind, ablation_hooks, head_means
@@ -246,7 +247,6 @@ def _measure(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample LD (log P(pos) - log P(neg)) and model NAS, in one pass per chunk."""
     ld, nas = np.zeros(len(batch)), np.zeros(len(batch))
-    pos_ids, neg_ids = list(batch.pos_ids), list(batch.neg_ids)
     device = adapter.device
     chunk: dict[str, Tensor] = {}
 
@@ -270,8 +270,8 @@ def _measure(
             )
             tokens, mask = sub.tokens, sub.attention_mask
             logits = adapter.logits_at(tokens, mask, sub.answer_pos, [*hooks, *reads])
-            logp = logits.float().log_softmax(dim=-1)
-            diff = logp[:, pos_ids].logsumexp(dim=-1) - logp[:, neg_ids].logsumexp(dim=-1)
+            logprobs = candidate_logprobs(logits, sub)
+            diff = logprobs[:, 0] - logprobs[:, 1]
             ld[index.numpy()] = diff.cpu().numpy()
             nas[index.numpy()] = chunk["total"].cpu().numpy()
     return ld, nas
@@ -370,10 +370,8 @@ def _logit_diff_from(
         final = adapter.forward_from(
             resid, layer, batch.attention_mask, batch.answer_pos, fwd_hooks=hooks
         )
-        logp = adapter.unembed(final).float().log_softmax(dim=-1)
-    pos = logp[:, list(batch.pos_ids)].logsumexp(dim=-1)
-    neg = logp[:, list(batch.neg_ids)].logsumexp(dim=-1)
-    return (pos - neg).cpu()
+        logprobs = candidate_logprobs(adapter.unembed(final), batch)
+    return (logprobs[:, 0] - logprobs[:, 1]).cpu()
 
 
 def rank_heads(

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasalens import metrics
+from nasalens.models import info
 from nasalens.prompts import binary, encode
 from tests.builders import make_samples
 
@@ -96,6 +97,17 @@ def test_answer_logprobs_match_an_independent_full_forward(tiny_model):
         dim=1,
     )
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_candidate_logprobs_sum_the_variants_probabilities(tiny_model):
+    batch = encode(tiny_model, make_samples(3), binary(chat=False))
+    vocab = info(tiny_model).d_vocab
+    logits = torch.randn(3, vocab, generator=torch.Generator().manual_seed(0))
+    probs = logits.softmax(-1)
+    got = metrics.candidate_logprobs(logits, batch)
+    for col, ids in enumerate((batch.pos_ids, batch.neg_ids)):
+        by_hand = sum(probs[:, i] for i in ids).log()  # a slow sum over the variants
+        torch.testing.assert_close(got[:, col], by_hand, atol=1e-6, rtol=0)
 
 
 def test_evaluate_is_the_same_batched_or_one_row_at_a_time(tiny_model):

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from nasalens.data.builtin_sets import builtin_questions
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
-from nasalens.metrics import answer_logprobs
+from nasalens.metrics import answer_logprobs, candidate_logprobs
 from nasalens.models import Head, adapt
 from nasalens.models.interface import HookFn, ModelAdapter
 from nasalens.patching.activation import patch_counts
@@ -234,9 +234,7 @@ def _ld(logprobs: Tensor) -> Tensor:
 
 
 def _ld_from_logits(logits: Tensor, batch: Batch) -> Tensor:
-    logp = logits.float().log_softmax(dim=-1)
-    pos = logp[:, list(batch.pos_ids)].logsumexp(dim=-1)
-    return (pos - logp[:, list(batch.neg_ids)].logsumexp(dim=-1)).cpu()
+    return _ld(candidate_logprobs(logits, batch)).cpu()
 
 
 def _sweep_chunk(

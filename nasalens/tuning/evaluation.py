@@ -23,7 +23,7 @@ from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample
 from nasalens.errors import NasalensError
 from nasalens.generation import short_answers
-from nasalens.metrics import Decider, EvalResult, auroc, evaluate
+from nasalens.metrics import Decider, EvalResult, auroc, candidate_logprobs, evaluate
 from nasalens.models import adapt
 from nasalens.prompts import Batch, binary, encode
 from nasalens.scores import DEFAULT_EPS, Region, nas
@@ -63,7 +63,6 @@ class NasWatch:
         geo = adapter.info
         out = torch.empty(len(batch), 2)
         per_row = torch.zeros(len(batch))
-        pos_ids, neg_ids = list(batch.pos_ids), list(batch.neg_ids)
         total = math.ceil(len(batch) / chunk_size)
         chunks = tqdm(batch.chunks(chunk_size), total=total, desc="answers", disable=not progress)
         with torch.no_grad():
@@ -73,9 +72,7 @@ class NasWatch:
                     adapter, sub, range(geo.n_layers), per, eps=self.eps, region=self.region
                 )
                 logits = adapter.logits_at(sub.tokens, sub.attention_mask, sub.answer_pos, hooks)
-                logp = logits.float().log_softmax(dim=-1)
-                out[index, 0] = logp[:, pos_ids].logsumexp(dim=-1).cpu()
-                out[index, 1] = logp[:, neg_ids].logsumexp(dim=-1).cpu()
+                out[index] = candidate_logprobs(logits, sub).cpu()
                 per_row[index] = per.sum(dim=(1, 2))
         self.model_nas = per_row
         return out

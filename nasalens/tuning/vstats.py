@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from nasalens.metrics import candidate_logprobs
 from nasalens.models import Head
 from nasalens.models.interface import FwdHooks, ModelAdapter
 from nasalens.prompts import Batch
@@ -127,9 +128,8 @@ class ValView:
                 final = adapter.forward_from(
                     resid, self.layer, sub.attention_mask, sub.answer_pos, hooks
                 )
-                logp = adapter.unembed(final).float().log_softmax(dim=-1)
-                pos_ids, neg_ids = list(sub.pos_ids), list(sub.neg_ids)
-                diff = logp[:, pos_ids].logsumexp(-1) - logp[:, neg_ids].logsumexp(-1)
+                logprobs = candidate_logprobs(adapter.unembed(final), sub)
+                diff = logprobs[:, 0] - logprobs[:, 1]
                 per_all.append(per)
                 diffs.append(diff.cpu())
         per_sample = torch.cat(per_all) * self.scale
