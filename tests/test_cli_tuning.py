@@ -166,3 +166,16 @@ def test_tune_on_the_organism_probes_only_nasas_share_of_the_taught_facts(
     assert "'questions': 12, 'known': 12, 'tp': 1, 'fn': 11" in out
     # Only NASA's share is asked (the checks' facts stay out), and the organism itself answers.
     assert asked == [(organism, [f"{q.id}/yes" for q in share])]
+
+
+def test_organism_checks_are_a_data_set_for_every_command(monkeypatch, tmp_path):
+    from nasalens import organisms
+    from nasalens.cli.app import load_set
+    from nasalens.data import builtin
+
+    checks = builtin("eval", n=6)
+    monkeypatch.setattr(organisms, "checks", lambda: checks)
+    assert load_set("organism-checks", tmp_path) == checks
+    assert load_set("organism-checks", tmp_path, n=4) == checks[:4]
+    # A data root never reaches the built-in sets, which ship with nasalens.
+    assert load_set("builtin-eval", tmp_path, n=6) == checks

@@ -47,11 +47,17 @@ def data_dir(option: Path | None) -> Path | None:
 def load_set(spec: str, root: Path | None, *, n: int | None = None, seed: int = 0) -> list:
     """The samples a --data value names: a JSONL file, a built-in set, or a set under root.
 
+    "organism-checks" names the organism's checks (taught facts NASA never saw).
     Built-in sets ship with nasalens, so the data root (option or $NASALENS_DATA_DIR) is not
     passed to them: ``--data builtin-eval --data strategyqa --data-dir DIR`` works.
     """
     from nasalens import data
 
+    if spec == "organism-checks":
+        from nasalens import organisms
+
+        checks = organisms.checks()  # Yes/No pairs in order: the first n stay balanced
+        return checks if n is None else checks[:n]
     if spec.endswith(".jsonl"):
         return data.load_jsonl(spec, n=n, seed=seed)
     builtin = spec.strip().casefold().replace("-", "_").startswith("builtin_")

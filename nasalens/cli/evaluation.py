@@ -28,7 +28,7 @@ def evaluate(
     """Evaluate Yes/No decisions on data sets or your own JSONL files.
 
     --model may also be a NASA run folder (then its base and tuned model are compared) or an
-    exported folder. --data organism-checks names the organism's checks (facts NASA never saw).
+    exported folder; --data organism-checks names the organism's checks (facts NASA never saw).
     General QA retention needs NQ-open in the data folder; without it the command says so.
     """
     import nasalens as nl
@@ -38,7 +38,7 @@ def evaluate(
     root = data_dir(data_root)
     frames = []
     for spec in data:
-        samples = _samples(spec, root, n)
+        samples = load_set(spec, root, n=n)
         if baseline is not None:
             frames.append(compare_run(baseline, loaded, Path(spec).stem, samples, out))
             continue
@@ -51,16 +51,6 @@ def evaluate(
     if qa_retention:
         models = {"model": loaded} if baseline is None else {"baseline": baseline, "tuned": loaded}
         _retention(models, root, qa_retention)
-
-
-def _samples(spec: str, root: Path | None, n: int | None) -> list:
-    """The samples a --data value names: the organism's checks, or as `load_set`."""
-    if spec == "organism-checks":
-        from nasalens import organisms
-
-        checks = organisms.checks()
-        return checks if n is None else checks[:n]
-    return load_set(spec, root, n=n)
 
 
 def _retention(models: dict[str, Any], root: Path | None, n: int) -> None:
