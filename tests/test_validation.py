@@ -15,7 +15,8 @@ from nasalens.patching import ablate, contrast, patch_heads
 from nasalens.plotting.validation import plot_head_effects, plot_patching, plot_validation
 from nasalens.prompts import encode
 from nasalens.scores import nas
-from nasalens.validation import VALIDATION_METRICS, _compare, _metrics, validate_heads
+from nasalens.validation import VALIDATION_METRICS, validate_heads
+from nasalens.validation.head_sets import _compare, _metrics
 from tests.builders import make_samples
 
 pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)

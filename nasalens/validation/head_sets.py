@@ -1,4 +1,4 @@
-"""Causal validation of selected heads: ablate them, and compare with matched random head sets.
+"""Validating a selected head set: ablate it, and compare with matched random head sets.
 
 `validate_heads` measures, without and with each ablation, the mean Yes-No logit difference,
 recall, precision, accuracy, AUROC and model NAS; the selected heads' effects get bootstrap
@@ -161,7 +161,7 @@ def validate_heads(
     selected = check_heads(adapter.info, heads)
     if not selected:
         raise NasalensError("no heads to validate; pass at least one head")
-    batch, ref = _batch_and_reference(model, samples, reference, template)
+    batch, ref = batch_and_reference(model, samples, reference, template)
     if isinstance(controls, int):
         random_sets = _controls(selected, adapter.info, controls, seed, exclude_selected)
     else:
@@ -212,13 +212,16 @@ def validate_heads(
     )
 
 
-def _batch_and_reference(
+def batch_and_reference(
     model: object,
     samples: Sequence[Sample] | Batch,
     reference: Sequence[Sample] | Batch | None,
     template: Template | None,
 ) -> tuple[Batch, Batch]:
-    """The samples' batch and the ablation reference's (the samples themselves by default)."""
+    """The samples' batch and the ablation reference's (the samples themselves by default).
+
+    Shared by `validate_heads` and `nasalens.validation.ranking.rank_heads`.
+    """
     batch = samples if isinstance(samples, Batch) else encode(model, samples, template)
     if reference is None:
         return batch, batch
@@ -360,98 +363,3 @@ def _nan(fn: object, values: np.ndarray, *args: float) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(fn(finite, *args))  # type: ignore[operator]
-
-
-def _logit_diff_from(
-    adapter: ModelAdapter, resid: Tensor, layer: int, batch: Batch, hooks: FwdHooks
-) -> Tensor:
-    """Yes-No log-probability difference of each row, running blocks ``layer``.. only."""
-    with torch.no_grad():
-        final = adapter.forward_from(
-            resid, layer, batch.attention_mask, batch.answer_pos, fwd_hooks=hooks
-        )
-        logprobs = candidate_logprobs(adapter.unembed(final), batch)
-    return (logprobs[:, 0] - logprobs[:, 1]).cpu()
-
-
-def rank_heads(
-    model: object,
-    samples: Sequence[Sample] | Batch,
-    *,
-    how: AblationKind = "mean",
-    reference: Sequence[Sample] | Batch | None = None,
-    template: Template | None = None,
-    chunk_size: int = 16,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Rank every head by how much ablating it alone raises the Yes-No logit difference.
-
-    NAS ranks heads by where they look; this ranks them by what they do. On the planted-bias
-    organism the two disagree: NAS ranks the planted heads 5th, 99th and 270th of 270, this
-    sweep 3rd, 1st and 4th (docs/results.md). Pass the top rows to NASA as its heads.
-
-    For a head at layer l only blocks l.. run: the residual entering l is computed once per
-    layer (kept for every row, ``samples x positions x d_model`` floats), which halves the
-    sweep's cost on average.
-
-    Args:
-        model: A model from `nasalens.load_model`.
-        samples: The samples (or their batch) the logit difference is averaged over, e.g. a
-            probing set's FN training samples.
-        how: "zero", "mean" or "resample" ablation.
-        reference: What "mean" averages over and "resample" draws from (default: samples).
-        template: Template to encode samples with (default: Prompt I).
-        chunk_size: Rows per forward pass.
-        progress: Show a progress bar over the heads.
-
-    Returns:
-        One row per head, the largest rise first: layer, head, name, effect (ablated minus
-        baseline mean Yes-No logit difference), rank.
-
-    Raises:
-        NasalensError: When there are no samples, or as `ablation_hooks`.
-
-    Example:
-        >>> ranked = nasalens.validation.rank_heads(model, probe.train)  # doctest: +SKIP
-        >>> heads = nasalens.HeadSet.of(list(ranked["name"][:10]))      # doctest: +SKIP
-    """
-    check_how(how, ABLATIONS, "rank_heads")
-    if len(samples) == 0:
-        raise NasalensError("rank_heads needs at least one sample")
-    batch, ref = _batch_and_reference(model, samples, reference, template)
-    means = head_means(model, ref, chunk_size=chunk_size) if how == "mean" else None
-    adapter = adapt(model)
-    geo = adapter.info
-    if not batch.pos_ids or not batch.neg_ids:
-        raise NasalensError("rank_heads needs a binary template (answer candidates to score)")
-    chunks = [sub for _, sub in batch.chunks(chunk_size)]
-    base: float | None = None
-    rows = []
-    bar = tqdm(total=geo.n_layers * geo.n_heads, desc="ablating heads", disable=not progress)
-    for layer in range(geo.n_layers):
-        # Ablating a head at `layer` leaves the blocks below unchanged: run them once per layer.
-        with torch.no_grad():
-            resids = [adapter.resid_pre(sub.tokens, sub.attention_mask, layer) for sub in chunks]
-        if base is None:
-            diffs = [
-                _logit_diff_from(adapter, r, 0, sub, ())
-                for r, sub in zip(resids, chunks, strict=True)
-            ]
-            base = float(torch.cat(diffs).mean())
-        for h in range(geo.n_heads):
-            head = Head(layer, h)
-            hooks = ablation_hooks(
-                model, [head], how=how, reference=ref, means=means, chunk_size=chunk_size
-            )
-            diffs = [
-                _logit_diff_from(adapter, resid, layer, sub, hooks)
-                for resid, sub in zip(resids, chunks, strict=True)
-            ]
-            effect = float(torch.cat(diffs).mean()) - base
-            rows.append({"layer": layer, "head": h, "name": str(head), "effect": effect})
-            bar.update()
-    bar.close()
-    frame = pd.DataFrame(rows).sort_values("effect", ascending=False, kind="stable")
-    frame = frame.reset_index(drop=True)
-    frame["rank"] = np.arange(1, len(frame) + 1)
-    return frame
