@@ -8,15 +8,19 @@ bridge's capture hook.
 from __future__ import annotations
 
 import copy
+import logging
 from functools import cached_property
 from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformers import GenerationConfig
 
 from nasalens.models.geometry import Head, ModelInfo
 from nasalens.models.interface import FwdHooks, ModelAdapter, ParamSlice, Tokenizer, _Stop
+
+log = logging.getLogger(__name__)
 
 
 class BridgeAdapter(ModelAdapter):
@@ -54,24 +58,74 @@ class BridgeAdapter(ModelAdapter):
         attention_mask: Int[Tensor, "batch pos"],
         max_new_tokens: int,
     ) -> tuple[Int[Tensor, "batch new"], Float[Tensor, "batch vocab"]]:
-        """Decode greedily with the bridge's key-value cache (about 5x faster than no cache).
+        """Decode greedily with a key-value cache, through Hugging Face's own ``generate``.
+
+        The bridge's cached decoding passes the cache to each block as ``past_key_values``;
+        transformers 5.24 renamed that argument to ``cache``, and TransformerLens 4.3's
+        attention then silently decodes without context (wrong tokens, no error). So the
+        bridge's weights are lent to a bare Hugging Face model of the same class (`_hf_twin`:
+        same tensors, no copy) whose ``generate`` owns its cache. Hooks are part of the
+        model a caller asked for: while any hook is attached to the bridge, decoding runs
+        through the bridge without a cache (`ModelAdapter.greedy`), so they apply.
 
         Returns:
             The new token ids and the logits of the first new token, as `ModelAdapter.greedy`.
         """
-        out = self.model.generate(
-            tokens.to(self.device),
-            attention_mask=attention_mask.to(self.device),
+        twin = None if self._hooks_attached() else self._hf_twin()
+        if twin is None:
+            return super().greedy(tokens, attention_mask, max_new_tokens)
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=False,
-            use_past_kv_cache=True,
-            stop_at_eos=True,
-            eos_token_id=self.tokenizer.eos_token_id,
-            return_type="tokens",
+            eos_token_id=eos,
+            pad_token_id=eos if pad is None else pad,
             output_logits=True,
-            verbose=False,
+            return_dict_in_generate=True,
         )
-        return out.sequences[:, tokens.shape[1] :].cpu(), out.logits[0].cpu()
+        out = twin.generate(
+            tokens.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            generation_config=config,
+        )
+        new = out.sequences[:, tokens.shape[1] :].cpu()
+        if eos is not None:  # rows that ended early continue with eos, as without a cache
+            ended = (new == eos).cumsum(dim=1) > 0
+            new = new.masked_fill(ended, eos)
+        return new, out.logits[0].cpu()
+
+    def _hooks_attached(self) -> bool:
+        """Whether any TransformerLens hook is attached to the bridge right now."""
+        return any(
+            point._forward_hooks or point._backward_hooks
+            for point in self.model.hook_dict.values()
+        )
+
+    def _hf_twin(self) -> torch.nn.Module | None:
+        """A bare Hugging Face model of the bridge's class that holds the bridge's tensors.
+
+        Built on the meta device, then given the bridge's own parameters and buffers (no
+        copy: later weight edits show through). None, with a log line, when some weight has
+        no counterpart (then decoding falls back to the bridge without a cache).
+        """
+        from transformers import AutoModelForCausalLM
+
+        original = self.model.original_model
+        with torch.device("meta"):
+            twin = AutoModelForCausalLM.from_config(original.config)
+        twin.load_state_dict(self.hf_parameters(), assign=True, strict=False)
+        twin.tie_weights()
+        for name, buffer in original.named_buffers():
+            module, _, leaf = name.replace("._original_component", "").rpartition(".")
+            owner = twin.get_submodule(module)
+            if leaf in owner._buffers:
+                owner._buffers[leaf] = buffer
+        on_meta = [n for n, t in [*twin.named_parameters(), *twin.named_buffers()] if t.is_meta]
+        if on_meta:
+            log.warning("decoding without a cache: no bridge weight for %s", on_meta[:3])
+            return None
+        return twin.eval()
 
     def clone(self) -> torch.nn.Module:
         """Return an independent deep copy of the bridge.
