@@ -16,7 +16,11 @@ from tqdm.auto import tqdm
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
 from nasalens.models import adapt
+from nasalens.models.interface import ModelAdapter
 from nasalens.prompts import Template, encode, short_answer
+
+#: Fewest questions for which knowing none of them is treated as a fault, not a result.
+MIN_QUESTIONS_FOR_KNOWN_CHECK = 20
 
 
 def short_answers(
@@ -95,3 +99,63 @@ def _until_stop(ids: list[int], eos: int | None, text: Callable[[int], str]) -> 
             break
         out.append(token)
     return out
+
+
+def decoding_agrees(model: object, samples: Sequence[Sample], *, max_new_tokens: int = 8) -> bool:
+    """Whether the model's fast (cached) greedy decoding equals plain greedy decoding.
+
+    Plain decoding runs the whole sequence through the model at every step and depends on
+    nothing but the forward pass; a difference means the cached path is broken in this
+    environment (as TransformerLens 4.3's was under transformers 5.24).
+    """
+    adapter = adapt(model)
+    batch = encode(model, samples, short_answer(), padding_side="left")
+    with torch.no_grad():
+        fast, _ = adapter.greedy(batch.tokens, batch.attention_mask, max_new_tokens)
+        plain, _ = ModelAdapter.greedy(adapter, batch.tokens, batch.attention_mask, max_new_tokens)
+    return fast.shape == plain.shape and torch.equal(fast, plain)
+
+
+def require_known(
+    model: object, samples: Sequence[Sample], answers: Sequence[str], n_known: int, *, what: str
+) -> None:
+    """Raise when none of many questions is known: a broken environment, not a finding.
+
+    A model that answers short questions at all knows some of 20 or more simple facts (the
+    embedded model knows about 100 of the 170 built-in probe facts). Knowing none usually
+    means the answers were decoded wrongly, and everything built on them (probing sets,
+    knowledge categories, taught facts) would come back silently empty.
+
+    Args:
+        model: The model whose short answers were matched.
+        samples: The questions asked, as positive samples.
+        answers: The model's answers, in order.
+        n_known: How many matched gold.
+        what: Who asks, for the message (e.g. ``"probe_set"``).
+
+    Raises:
+        NasalensError: When ``n_known`` is 0 for `MIN_QUESTIONS_FOR_KNOWN_CHECK` or more
+            questions; the message says whether cached decoding disagrees with plain decoding.
+    """
+    if n_known or len(samples) < MIN_QUESTIONS_FOR_KNOWN_CHECK:
+        return
+    import importlib.metadata
+
+    versions = ", ".join(
+        f"{pkg} {importlib.metadata.version(pkg)}" for pkg in ("transformers", "transformer-lens")
+    )
+    shown = "; ".join(repr(a[:40]) for a in answers[:3])
+    if not decoding_agrees(model, samples[:4]):
+        cause = (
+            f"cached greedy decoding disagrees with plain decoding here ({versions}): install "
+            "the versions in nasalens's lock file (make install) or report the versions"
+        )
+    else:
+        cause = (
+            f"decoding is self-consistent ({versions}); check that the model is an instruction "
+            "model whose chat template fits the prompts, or pass questions it can answer"
+        )
+    raise NasalensError(
+        f"{what}: the model's short answers match none of {len(samples)} questions (first "
+        f"answers: {shown}); {cause}"
+    )

@@ -31,7 +31,7 @@ from nasalens.data import builtin_questions
 from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample, binary_samples, subset
 from nasalens.errors import NasalensError
-from nasalens.generation import short_answers
+from nasalens.generation import require_known, short_answers
 from nasalens.metrics import evaluate
 from nasalens.models import Head, adapt, cache_dir, load_model
 from nasalens.models.interface import ModelAdapter
@@ -119,9 +119,12 @@ class Organism:
 
 
 def _known(model: object, questions: list[Question], progress: bool) -> list[Question]:
-    answers = short_answers(model, [q.positive() for q in questions], progress=progress)
+    positives = [q.positive() for q in questions]
+    answers = short_answers(model, positives, progress=progress)
     said = dict(zip(answers["id"], answers["answer"], strict=True))
-    return [q for q in questions if matches(str(said[f"{q.id}/yes"]), q.answers)]
+    known = [q for q in questions if matches(str(said[f"{q.id}/yes"]), q.answers)]
+    require_known(model, positives, list(answers["answer"]), len(known), what="organism")
+    return known
 
 
 def teach_questions(

@@ -24,7 +24,7 @@ from nasalens.artifacts import read_json, write_json
 from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample
 from nasalens.errors import NasalensError
-from nasalens.generation import short_answers
+from nasalens.generation import require_known, short_answers
 from nasalens.metrics import evaluate
 from nasalens.prompts import binary, encode
 from nasalens.scores import DEFAULT_EPS, Region, nas
@@ -172,7 +172,9 @@ def probe_set(
         warning says so (`EMPTY_TP_RULE`).
 
     Raises:
-        NasalensError: When no questions are given or ``val_fraction`` is not in (0, 1).
+        NasalensError: When no questions are given, ``val_fraction`` is not in (0, 1), or the
+            model knows none of 20 or more questions (`nasalens.generation.require_known`:
+            usually broken decoding, which would otherwise give an empty probing set).
 
     Example:
         >>> questions = nasalens.data.builtin_questions("probe")
@@ -196,6 +198,13 @@ def probe_set(
         for answer, q in zip(frame["answer"], questions, strict=True)
     ]
     known = [s for s, k in zip(positives, frame["known"], strict=True) if k]
+    require_known(
+        model if knowledge_model is None else knowledge_model,
+        positives,
+        list(frame["answer"]),
+        len(known),
+        what="probe_set",
+    )
     frame["decision"] = None
     frame["p_yes"] = float("nan")
     tp: list[Sample] = []
