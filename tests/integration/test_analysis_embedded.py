@@ -16,6 +16,7 @@ from nasalens.analysis.scenarios import (
 pytestmark = pytest.mark.embedded
 
 
+@pytest.mark.drift
 def test_the_embedded_model_knows_some_builtin_facts(embedded_model):
     questions = nl.data.builtin_questions("probe")[:12]
     known = classify_knowledge(embedded_model, questions, progress=False)

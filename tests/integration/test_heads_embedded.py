@@ -14,6 +14,7 @@ from tests.reference import reference_nas
 pytestmark = pytest.mark.embedded
 
 
+@pytest.mark.drift
 def test_heatmap_nas_panel_matches_the_plain_reference(embedded_model):
     sample = make_sample(id="france")
     fig = heatmap(embedded_model, sample)

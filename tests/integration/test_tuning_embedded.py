@@ -13,6 +13,7 @@ from nasalens.tuning import NasaConfig, nasa, probe_set
 pytestmark = pytest.mark.embedded
 
 
+@pytest.mark.drift
 @pytest.mark.parametrize("layer", [0, 12, 29])
 def test_layer_skipping_equals_the_full_pass_on_the_embedded_model(embedded_model, layer):
     adapter = adapt(embedded_model)

@@ -29,6 +29,7 @@ def test_validation_runs_and_the_ablation_moves_the_decision(embedded_model):
     assert table["share_beaten"].dropna().between(0, 1).all()
 
 
+@pytest.mark.drift
 def test_one_head_patch_matches_transformer_lens(embedded_model):
     clean, corrupt = contrast(embedded_model, nl.data.builtin("eval", n=1), clean="swap")
     assert clean.tokens.shape == corrupt.tokens.shape
