@@ -50,7 +50,7 @@ demo: $(STAMP)
 # Two xdist workers on two cores, one torch thread each (see conftest.py); the notebooks run
 # top to bottom on the embedded model as tests too (nbmake).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --nbmake tests notebooks
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --nbmake --nbmake-timeout=900 tests notebooks
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow and not embedded"

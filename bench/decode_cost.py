@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch
+import torch  # noqa: E402  (after the offline switch)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     model = tiny_model(seed=0) if args.quick else load_model()
     questions = builtin_questions("probe")[: 8 if args.quick else None]
-    batch = encode(model, [q.positive() for q in questions], short_answer(), padding_side="left")
+    batch = encode(
+        model, [q.positive() for q in questions], template=short_answer(), padding_side="left"
+    )
     adapter = adapt(model)
     ways = {
         "plain": lambda *a: ModelAdapter.greedy(adapter, *a),

@@ -95,7 +95,7 @@ def batches(model, root: Path, quick: bool) -> dict[str, object]:
         # of another question) brings the 16 rows to about 400 (375-441 on SmolLM2).
         taken = {s.id for s in rows}
         shot = next(s for s in data.load("ar_lsat", root) if s.gold and s.id not in taken)
-        out["long"] = nl.encode(model, rows, nl.binary(shots=(shot,)))
+        out["long"] = nl.encode(model, rows, template=nl.binary(shots=(shot,)))
     else:
         print(f"no AR-LSAT under {root}: skipping the long batch (pass --data-dir)")
     return out

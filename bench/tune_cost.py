@@ -91,7 +91,7 @@ def main() -> None:
         n_rows, repeats = args.batch, args.repeats
     adapter = adapt(model)
     n_layers = adapter.info.n_layers
-    batch = encode(model, builtin("probe", n=n_rows), binary())
+    batch = encode(model, builtin("probe", n=n_rows), template=binary())
     depth = statistics.median(step_times(adapter, batch, Head(0, 0), skip=True, repeats=repeats))
     forward = statistics.median(forward_times(adapter, batch, repeats))
     per_block_f = forward / n_layers

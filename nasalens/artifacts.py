@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from nasalens.errors import NasalensError
@@ -88,3 +89,34 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write raw bytes (an HTML page, a PNG), atomically."""
     _atomic(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
+def frame_to_dict(frame: pd.DataFrame) -> dict[str, object]:
+    """A DataFrame as JSON-ready values: columns, dtypes and full-precision values.
+
+    pandas' own JSON keeps 15 digits and turns infinities into NaN; this keeps both (floats
+    are written as Python writes them). The index must be the default one (0..n-1).
+    """
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
+        raise AssertionError("frame_to_dict: reset the index first")
+    return {
+        "columns": [str(c) for c in frame.columns],
+        "dtypes": [str(t) for t in frame.dtypes],
+        "data": [frame[c].tolist() for c in frame.columns],
+    }
+
+
+def frame_from_dict(payload: object, *, where: str = "table") -> pd.DataFrame:
+    """Rebuild a DataFrame written by `frame_to_dict`.
+
+    Raises:
+        NasalensError: When the values are not such a table.
+    """
+    try:
+        assert isinstance(payload, dict)
+        columns, dtypes, data = payload["columns"], payload["dtypes"], payload["data"]
+        assert len(columns) == len(dtypes) == len(data)
+        frame = pd.DataFrame(dict(zip(columns, data, strict=True)), columns=columns)
+        return frame.astype(dict(zip(columns, dtypes, strict=True)))
+    except (AssertionError, KeyError, TypeError, ValueError) as err:
+        raise NasalensError(f"{where}: not a table written by nasalens ({err!r})") from err

@@ -18,7 +18,7 @@ from torch import Tensor
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
 from nasalens.metrics import Decider, answer_logprobs
-from nasalens.models import Head, adapt
+from nasalens.models import HeadLike, adapt
 from nasalens.models.interface import FwdHooks
 from nasalens.patching import (
     ABLATIONS,
@@ -28,7 +28,6 @@ from nasalens.patching import (
     attention_hooks,
 )
 from nasalens.patching.ablation import check_how
-from nasalens.patching.rows import check_heads
 from nasalens.prompts import Batch, Template, binary, encode
 
 logger = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class HeadFix:
     def __init__(
         self,
         model: torch.nn.Module,
-        heads: Sequence[Head],
+        heads: Sequence[HeadLike],
         *,
         how: FixKind = "mean",
         reference: Batch | Sequence[Sample] | None = None,
@@ -76,7 +75,7 @@ class HeadFix:
     ) -> None:
         check_how(how, FIX_KINDS, "head fix")
         self.model = model
-        self.heads = tuple(check_heads(adapt(model).info, heads))
+        self.heads = tuple(adapt(model).info.check_heads(heads))
         self.how = how
         self.fraction = fraction
         self._ablation: FwdHooks | None = None
@@ -182,7 +181,7 @@ class ContextualCalibration:
         key = (template, labelled)
         if key not in self._priors:
             samples = [_content_free(i, text, labelled) for i, text in enumerate(self.content_free)]
-            batch = encode(self.model, samples, template)
+            batch = encode(self.model, samples, template=template)
             two_way = _two_way(answer_logprobs(self.inner, batch, progress=False))
             if self.average == "probability":
                 self._priors[key] = two_way.exp().mean(dim=0)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nasalens.correlation import nas_confidence_correlation
 from nasalens.data.sample import Sample
-from nasalens.heads import HeadSet, nas_confidence_correlation
+from nasalens.heads import HeadSet
 from nasalens.metrics import EvalResult
 from nasalens.plotting.heads import heatmap, plot_head_scores
 from nasalens.plotting.tuning import plot_comparison, plot_nasa
@@ -45,17 +46,18 @@ def bias_section(bias: dict[str, EvalResult], examples: pd.DataFrame) -> Section
 
 
 def probe_section(probe: ProbeSet) -> Section:
-    """What the model knows: the probing set's counts and tau."""
+    """What the model knows: the probing set's counts."""
     counts = probe.counts()
     return Section(
         "What the model knows (probing set)",
         text="Prompt II asks each built-in probe question for a short answer; the questions "
         "it answers correctly become positive samples, split into TP (answered Yes), FN "
-        "(answered No, tuned on) and V (FN held out). tau is the smallest model NAS over TP.",
+        "(answered No, tuned on) and V (FN held out). NASA's tau is the smallest model NAS over "
+        "TP.",
         findings=(
             f"Known: {counts.get('known', '?')} of {counts.get('questions', '?')} questions; "
             f"TP {counts.get('tp', '?')}, FN train {counts.get('train', '?')}, "
-            f"V {counts.get('val', '?')}; tau = {probe.tau:.2f}.",
+            f"V {counts.get('val', '?')}.",
         ),
         tables=(("Counts", pd.DataFrame([counts])),),
     )

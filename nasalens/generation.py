@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nasalens.data.sample import Sample
+from nasalens.deprecation import keyword_only
 from nasalens.errors import NasalensError
 from nasalens.models import adapt
 from nasalens.models.interface import ModelAdapter
@@ -23,11 +24,12 @@ from nasalens.prompts import Template, encode, short_answer
 MIN_QUESTIONS_FOR_KNOWN_CHECK = 20
 
 
+@keyword_only("template", 2)
 def short_answers(
     model: object,
     samples: Sequence[Sample],
-    template: Template | None = None,
     *,
+    template: Template | None = None,
     max_new_tokens: int = 16,
     chunk_size: int = 16,
     progress: bool = True,
@@ -56,7 +58,7 @@ def short_answers(
     template = template or short_answer()
     adapter = adapt(model)
     tok = adapter.tokenizer
-    batch = encode(model, samples, template, padding_side="left")
+    batch = encode(model, samples, template=template, padding_side="left")
     texts: dict[int, str] = {}
 
     def text(token: int) -> str:
@@ -109,7 +111,7 @@ def decoding_agrees(model: object, samples: Sequence[Sample], *, max_new_tokens:
     environment (as TransformerLens 4.3's was under transformers 5.24).
     """
     adapter = adapt(model)
-    batch = encode(model, samples, short_answer(), padding_side="left")
+    batch = encode(model, samples, template=short_answer(), padding_side="left")
     with torch.no_grad():
         fast, _ = adapter.greedy(batch.tokens, batch.attention_mask, max_new_tokens)
         plain, _ = ModelAdapter.greedy(adapter, batch.tokens, batch.attention_mask, max_new_tokens)

@@ -1,72 +1,89 @@
-"""Negative heads: selection (the paper's eq. 2-4), overlaps, random controls, correlation.
+"""Head sets (`HeadSet`, every ranking's one type), NAS selection, overlaps, random controls.
 
-The correlation is of model NAS with negative confidence (the paper's Table 1). Selection:
-per sample take the top-k heads by NAS; keep heads in at least ``consistency`` of those
-lists; rank the kept heads by single-head NAS and take the top n.
+NAS selection follows the paper's eq. 2-4: per sample take the top-k heads by NAS; keep heads
+in at least ``consistency`` of those lists; rank the kept heads by single-head NAS; take the
+top n.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import overload
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from nasalens.artifacts import read_json, write_json
+from nasalens.deprecation import renamed_arguments
 from nasalens.errors import NasalensError
-from nasalens.metrics import EvalResult
-from nasalens.models import Head, ModelInfo
+from nasalens.models import Head, HeadLike, ModelInfo, as_heads
 from nasalens.scores import NasScores
+
+FORMAT_VERSION = 2
+"""Version of the JSON `HeadSet.save` writes (1: the flat ``nas``/``share`` layout)."""
 
 
 @dataclass(frozen=True, eq=False)
 class HeadSet(Sequence[Head]):
-    """An ordered list of heads with the numbers that chose them.
+    """Heads in ranked order, with the scores that ranked them: every ranking's one type.
+
+    `negative_heads` (by NAS), `nasalens.validation.rank_heads` (by causal effect),
+    `PatchResult.top` (by restored logit difference) and hand-made sets (`HeadSet.of`) all
+    return one; any of them can be passed on to `validate_heads`, `nasa`, `ablate` or
+    `heatmap`. Slicing keeps the scores: ``ranking[:10]`` is the top ten with theirs.
 
     Attributes:
-        heads: The heads, most negative first.
-        nas: Single-head NAS of each head (mean over samples).
-        share: Share of samples in whose top-k list each head appears.
-        k: Per-sample top-k used for selection (None for hand-made sets).
-        consistency: The share a head needed to be kept.
-        n_samples: Samples behind the scores.
+        heads: The heads, first ranked first.
+        scores: Score columns by name (e.g. ``nas`` and ``share``; ``effect``), each with one
+            value per head, NaN where not measured.
+        method: How the set was made: ``"nas"``, ``"ablation"``, ``"attribution"``,
+            ``"verified"``, ``"patching"``, ``"random"``, ``"tuned"`` or ``"hand"``.
+        by: The score column the order follows (None for a hand-made order).
+        meta: The settings behind the ranking, JSON-ready (e.g. ``k``, ``consistency``,
+            ``n_samples``, ``how``).
     """
 
     heads: tuple[Head, ...]
-    nas: tuple[float, ...]
-    share: tuple[float, ...]
-    k: int | None = None
-    consistency: float | None = None
-    n_samples: int = 0
+    scores: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    method: str = "hand"
+    by: str | None = None
+    meta: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Check lengths and that no head repeats."""
-        object.__setattr__(self, "heads", tuple(Head(int(a), int(b)) for a, b in self.heads))
-        if not len(self.heads) == len(self.nas) == len(self.share):
-            raise AssertionError("heads, nas and share differ in length")
-        if len(set(self.heads)) != len(self.heads):
-            dup = next(h for h, c in Counter(self.heads).items() if c > 1)
-            raise NasalensError(f"head {dup} appears twice in the head set")
+        """Check the heads and that every score column has one value per head."""
+        object.__setattr__(self, "heads", tuple(as_heads(self.heads)))
+        columns = {str(k): tuple(float(x) for x in v) for k, v in self.scores.items()}
+        for name, values in columns.items():
+            if len(values) != len(self.heads):
+                raise NasalensError(
+                    f"HeadSet score {name!r} has {len(values)} values for {len(self.heads)} heads"
+                )
+        if self.by is not None and self.by not in columns:
+            raise NasalensError(f"HeadSet is ranked by {self.by!r}, which is not a score column")
+        object.__setattr__(self, "scores", MappingProxyType(columns))
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
     def __len__(self) -> int:
         return len(self.heads)
 
     def __eq__(self, other: object) -> bool:
-        """Equal heads and settings, and equal scores with NaN equal to NaN."""
+        """Equal heads, method, order and settings, and equal scores with NaN equal to NaN."""
         if not isinstance(other, HeadSet):
             return NotImplemented
         return (
-            (self.heads, self.k, self.consistency, self.n_samples)
-            == (other.heads, other.k, other.consistency, other.n_samples)
-            and np.array_equal(self.nas, other.nas, equal_nan=True)
-            and np.array_equal(self.share, other.share, equal_nan=True)
+            (self.heads, self.method, self.by, dict(self.meta))
+            == (other.heads, other.method, other.by, dict(other.meta))
+            and self.scores.keys() == other.scores.keys()
+            and all(
+                np.array_equal(self.scores[k], other.scores[k], equal_nan=True) for k in self.scores
+            )
         )
 
     def __hash__(self) -> int:
@@ -82,111 +99,175 @@ class HeadSet(Sequence[Head]):
     def __getitem__(self, index: slice) -> HeadSet: ...
 
     def __getitem__(self, index: int | slice) -> Head | HeadSet:
-        """A head, or for a slice the sub-set with its numbers."""
+        """A head, or for a slice the sub-set with its scores."""
         if isinstance(index, slice):
-            return HeadSet(
-                self.heads[index],
-                self.nas[index],
-                self.share[index],
-                self.k,
-                self.consistency,
-                self.n_samples,
-            )
+            scores = {k: v[index] for k, v in self.scores.items()}
+            return HeadSet(self.heads[index], scores, self.method, self.by, self.meta)
         return self.heads[index]
 
     def __repr__(self) -> str:
         shown = ", ".join(str(h) for h in self.heads[:8])
         more = f", ... ({len(self)} heads)" if len(self) > 8 else ""
-        return f"HeadSet([{shown}{more}])"
+        by = f", by {self.by}" if self.by else ""
+        return f"HeadSet([{shown}{more}], {self.method}{by})"
 
     @classmethod
-    def of(cls, heads: Sequence[Head | str | tuple[int, int]]) -> HeadSet:
-        """Make a hand-made head set from heads or names like ``"L17H7"``."""
-        parsed = [Head.parse(h) if isinstance(h, str) else Head(*h) for h in heads]
-        nan = (float("nan"),) * len(parsed)
-        return cls(tuple(parsed), nan, nan)
+    def of(cls, heads: Sequence[HeadLike] | HeadLike) -> HeadSet:
+        """Make a hand-made head set from heads, names like ``"L17H7"`` or (layer, head) pairs.
+
+        A `HeadSet` is returned as it is (with its scores).
+        """
+        if isinstance(heads, HeadSet):
+            return heads
+        return cls(tuple(as_heads(heads)))
 
     def top(self, n: int) -> HeadSet:
-        """The first ``n`` heads."""
+        """The first ``n`` heads, with their scores."""
         return self[:n]
 
+    def score(self, name: str) -> tuple[float, ...]:
+        """One score column (NaN for every head when the set has no such score)."""
+        return self.scores.get(name, (float("nan"),) * len(self))
+
+    @property
+    def nas(self) -> tuple[float, ...]:
+        """Single-head NAS of each head (NaN where not measured)."""
+        return self.score("nas")
+
+    @property
+    def share(self) -> tuple[float, ...]:
+        """Share of samples in whose top-k list each head appears (NAS selection)."""
+        return self.score("share")
+
+    @property
+    def k(self) -> int | None:
+        """Per-sample top-k of a NAS selection (None otherwise)."""
+        return self.meta.get("k")  # type: ignore[return-value]
+
+    @property
+    def consistency(self) -> float | None:
+        """The share a head needed to be kept by a NAS selection (None otherwise)."""
+        return self.meta.get("consistency")  # type: ignore[return-value]
+
+    @property
+    def n_samples(self) -> int:
+        """Samples behind the scores (0 when unknown)."""
+        return int(self.meta.get("n_samples", 0))  # type: ignore[call-overload]
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per head: layer, head, name, rank, nas, share."""
-        return pd.DataFrame(
+        """One row per head: layer, head, name, rank, then every score column."""
+        frame = pd.DataFrame(
             {
                 "layer": [h.layer for h in self.heads],
                 "head": [h.head for h in self.heads],
                 "name": [str(h) for h in self.heads],
                 "rank": range(1, len(self) + 1),
-                "nas": self.nas,
-                "share": self.share,
             }
         )
+        for name, values in self.scores.items():
+            frame[name] = values
+        return frame
+
+    def to_dict(self) -> dict[str, object]:
+        """The set as JSON-ready values (NaN written as null); `from_dict` reads it back."""
+        return {
+            "format": "nasalens.HeadSet",
+            "version": FORMAT_VERSION,
+            "heads": [str(h) for h in self.heads],
+            "method": self.method,
+            "by": self.by,
+            "scores": {
+                k: [None if math.isnan(x) else x for x in v] for k, v in self.scores.items()
+            },
+            "meta": dict(self.meta),
+        }
 
     def save(self, path: str | Path) -> None:
-        """Write the set as JSON (atomically)."""
-        payload = {
-            "heads": [str(h) for h in self.heads],
-            "nas": [None if np.isnan(x) else x for x in self.nas],
-            "share": [None if np.isnan(x) else x for x in self.share],
-            "k": self.k,
-            "consistency": self.consistency,
-            "n_samples": self.n_samples,
-        }
-        write_json(path, payload)
+        """Write the set as JSON (atomically); `load` reads it back equal."""
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, payload: object, *, where: str = "head set") -> HeadSet:
+        """Build a set from `to_dict`'s values, the version-1 layout, or a list of names.
+
+        Raises:
+            NasalensError: When the values are not a head set (the message says what is wrong).
+        """
+        if isinstance(payload, list):
+            return cls.of(payload)
+        if not isinstance(payload, dict) or not isinstance(payload.get("heads"), list):
+            raise NasalensError(f"{where}: expected {{'heads': ['L17H7', ...], ...}}")
+        heads = tuple(Head.parse(str(h)) for h in payload["heads"])
+
+        def column(values: object, name: str) -> tuple[float, ...]:
+            if not isinstance(values, list) or len(values) != len(heads):
+                raise NasalensError(f"{where}: {name!r} must be a list of {len(heads)} numbers")
+            try:
+                return tuple(float("nan") if x is None else float(x) for x in values)
+            except (TypeError, ValueError) as err:
+                raise NasalensError(f"{where}: {name!r} holds a value that is no number") from err
+
+        if "version" not in payload:  # version 1: nas, share, k, consistency, n_samples
+            scores = {k: column(payload[k], k) for k in ("nas", "share") if payload.get(k)}
+            meta = {k: payload[k] for k in ("k", "consistency", "n_samples") if k in payload}
+            method = "nas" if scores else "hand"
+            return cls(heads, scores, method, "nas" if scores else None, meta)
+        if payload.get("version") != FORMAT_VERSION:
+            raise NasalensError(
+                f"{where}: head set format version {payload.get('version')!r}; this nasalens "
+                f"reads versions 1 and {FORMAT_VERSION}"
+            )
+        raw = payload.get("scores") or {}
+        if not isinstance(raw, dict):
+            raise NasalensError(f"{where}: 'scores' must be an object of score columns")
+        meta = payload.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise NasalensError(f"{where}: 'meta' must be an object")
+        return cls(
+            heads,
+            {str(k): column(v, str(k)) for k, v in raw.items()},
+            str(payload.get("method") or "hand"),
+            None if payload.get("by") is None else str(payload["by"]),
+            meta,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> HeadSet:
-        """Read a set written by `save` (or a JSON list of names like ``"L17H7"``).
+        """Read a set written by `save` (either version) or a JSON list of names like "L17H7".
 
         Raises:
             NasalensError: When the file is missing or malformed.
         """
-        payload = read_json(path)
-        if isinstance(payload, list):
-            return cls.of(payload)
-        if not isinstance(payload, dict) or not isinstance(payload.get("heads"), list):
-            raise NasalensError(f"{path}: expected {{'heads': ['L17H7', ...], ...}}")
-        heads = [Head.parse(str(h)) for h in payload["heads"]]
-        nan = float("nan")
-        blank = [None] * len(heads)
-        nas = [nan if x is None else float(x) for x in payload.get("nas") or blank]
-        share = [nan if x is None else float(x) for x in payload.get("share") or blank]
-        return cls(
-            tuple(heads),
-            tuple(nas),
-            tuple(share),
-            payload.get("k"),
-            payload.get("consistency"),
-            int(payload.get("n_samples") or 0),
-        )
+        return cls.from_dict(read_json(path), where=str(path))
 
 
+@renamed_arguments(n="top_n")
 def negative_heads(
-    scores: NasScores, *, k: int = 100, n: int = 30, consistency: float = 0.9
+    scores: NasScores, *, k: int = 100, top_n: int | None = 30, consistency: float = 0.9
 ) -> HeadSet:
     """Select negative heads by the paper's rule (Yu et al. 2025, eq. 2-4).
 
     Args:
         scores: NAS of every sample, layer and head.
         k: Heads in each sample's top list (the paper: 200 for analysis, 100 for tuning).
-        n: Heads returned at most (the paper: 100 for analysis, 30 for tuning).
+        top_n: Heads returned at most (the paper: 100 for analysis, 30 for tuning); None for
+            every head that passes the consistency rule.
         consistency: Share of samples whose top-k list must contain a head.
 
     Returns:
-        Up to ``n`` heads, highest single-head NAS first; fewer when fewer pass the
-        consistency rule.
+        Up to ``top_n`` heads, highest single-head NAS first, with their ``nas`` and ``share``;
+        fewer when fewer pass the consistency rule.
 
     Raises:
-        NasalensError: When k, n or consistency is out of range.
+        NasalensError: When k, top_n or consistency is out of range.
 
     Example:
-        >>> heads = nasalens.negative_heads(scores, k=100, n=30)  # doctest: +SKIP
+        >>> heads = nasalens.negative_heads(scores, k=100, top_n=30)  # doctest: +SKIP
         >>> heads.to_frame().head()                              # doctest: +SKIP
     """
     n_samples, n_layers, n_heads = scores.per_sample.shape
     total = n_layers * n_heads
-    check_selection(total, k=k, n=n, consistency=consistency)
+    check_selection(total, k=k, top_n=top_n, consistency=consistency)
     if n_samples == 0:
         raise NasalensError("no samples in the scores; compute NAS on at least one sample")
     flat = scores.per_sample.reshape(n_samples, total)
@@ -196,37 +277,39 @@ def negative_heads(
     share = counts / n_samples
     head_nas = scores.head.flatten()
     kept = (share >= consistency - 1e-9).nonzero().flatten()
-    kept = kept[torch.argsort(head_nas[kept], descending=True, stable=True)][:n]
+    kept = kept[torch.argsort(head_nas[kept], descending=True, stable=True)][:top_n]
     return HeadSet(
         tuple(Head(int(i) // n_heads, int(i) % n_heads) for i in kept),
-        tuple(float(head_nas[i]) for i in kept),
-        tuple(float(share[i]) for i in kept),
-        k,
-        consistency,
-        n_samples,
+        {
+            "nas": tuple(float(head_nas[i]) for i in kept),
+            "share": tuple(float(share[i]) for i in kept),
+        },
+        "nas",
+        "nas",
+        {"k": k, "consistency": consistency, "n_samples": n_samples, "region": scores.region},
     )
 
 
-def check_selection(total: int, *, k: int, n: int, consistency: float) -> None:
+def check_selection(total: int, *, k: int, top_n: int | None, consistency: float) -> None:
     """Check selection arguments for a model with ``total`` heads (before any NAS is run).
 
     Raises:
-        NasalensError: When k, n or consistency is out of range.
+        NasalensError: When k, top_n or consistency is out of range.
     """
     if not 1 <= k <= total:
         raise NasalensError(f"k must be between 1 and the number of heads ({total}), got {k}")
-    if n < 1:
-        raise NasalensError(f"n must be at least 1, got {n}")
+    if top_n is not None and top_n < 1:
+        raise NasalensError(f"top_n must be at least 1 (or None for all), got {top_n}")
     if not 0 < consistency <= 1:
         raise NasalensError(f"consistency must be in (0, 1], got {consistency}")
 
 
-def overlap(a: Sequence[Head], b: Sequence[Head]) -> int:
+def overlap(a: Sequence[HeadLike], b: Sequence[HeadLike]) -> int:
     """Return how many heads two head lists share (the paper's Table 2)."""
-    return len(set(a) & set(b))
+    return len(set(as_heads(a)) & set(as_heads(b)))
 
 
-def overlap_table(sets: Mapping[str, Sequence[Head]]) -> pd.DataFrame:
+def overlap_table(sets: Mapping[str, Sequence[HeadLike]]) -> pd.DataFrame:
     """Return the pairwise overlap counts of named head lists as a square DataFrame."""
     names = list(sets)
     data = [[overlap(sets[r], sets[c]) for c in names] for r in names]
@@ -234,7 +317,7 @@ def overlap_table(sets: Mapping[str, Sequence[Head]]) -> pd.DataFrame:
 
 
 def random_like(
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     info: ModelInfo,
     *,
     n_sets: int = 1,
@@ -256,8 +339,9 @@ def random_like(
     Raises:
         NasalensError: When a layer has too few other heads to match its count.
     """
-    per_layer = Counter(info.check_head(h).layer for h in heads)
-    chosen = set(heads)
+    checked = info.check_heads(heads)
+    per_layer = Counter(h.layer for h in checked)
+    chosen = set(checked)
     pools = {}
     for layer, count in per_layer.items():
         pool = [Head(layer, i) for i in range(info.n_heads)]
@@ -273,59 +357,5 @@ def random_like(
     out = []
     for _ in range(n_sets):
         drawn = [h for layer in sorted(pools) for h in rng.sample(pools[layer], per_layer[layer])]
-        out.append(HeadSet.of(drawn))
+        out.append(HeadSet(tuple(drawn), method="random", meta={"seed": seed}))
     return out
-
-
-@dataclass(frozen=True)
-class Correlation:
-    """Correlation of model NAS with negative confidence (the paper's Table 1).
-
-    Attributes:
-        n: Samples the model answered with the negative candidate.
-        pearson: Pearson r.
-        pearson_p: Its two-sided p-value.
-        spearman: Spearman rho.
-        spearman_p: Its two-sided p-value.
-    """
-
-    n: int
-    pearson: float
-    pearson_p: float
-    spearman: float
-    spearman_p: float
-
-    def to_frame(self) -> pd.DataFrame:
-        """The correlation as a one-row DataFrame."""
-        return pd.DataFrame([self.__dict__])
-
-
-def nas_confidence_correlation(scores: NasScores, result: EvalResult) -> Correlation:
-    """Correlate model NAS with P(No) over the samples the model answers "No".
-
-    Args:
-        scores: NAS of the samples.
-        result: The decisions on the same samples (matched by id).
-
-    Returns:
-        Pearson and Spearman coefficients with p-values; NaN when fewer than 3 samples.
-
-    Raises:
-        NasalensError: When the two cover different samples.
-    """
-    frame = result.per_sample.set_index("id")
-    missing = [i for i in scores.sample_ids if i not in frame.index]
-    if missing:
-        raise NasalensError(
-            f"sample {missing[0]!r} has NAS but no decision; evaluate the same samples"
-        )
-    frame = frame.loc[list(scores.sample_ids)]
-    said_no = ~frame["decision"].to_numpy(dtype=bool)
-    x = scores.model_per_sample.numpy()[said_no]
-    y = 1 - frame["p_yes"].to_numpy()[said_no]
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        nan = float("nan")
-        return Correlation(len(x), nan, nan, nan, nan)
-    pr, pp = stats.pearsonr(x, y)
-    sr, sp = stats.spearmanr(x, y)
-    return Correlation(len(x), float(pr), float(pp), float(sr), float(sp))

@@ -22,6 +22,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from nasalens.data.sample import Sample
+from nasalens.deprecation import keyword_only, renamed_arguments
 from nasalens.errors import NasalensError
 from nasalens.models import adapt
 from nasalens.models.interface import FwdHooks
@@ -211,12 +212,13 @@ def summarize(gold: npt.ArrayLike, p_pos: npt.ArrayLike) -> dict:
     return out
 
 
+@renamed_arguments(n="n_boot")
 def bootstrap(
     gold: npt.ArrayLike,
     p_pos: npt.ArrayLike,
     metric: str | Callable[[np.ndarray, np.ndarray], float],
     *,
-    n: int = 1000,
+    n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
 ) -> tuple[float, float]:
@@ -237,7 +239,7 @@ def bootstrap(
     else:
         fn = metric
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(g), size=(n, len(g)))
+    idx = rng.integers(0, len(g), size=(n_boot, len(g)))
     values = np.array([fn(g[i], p[i]) for i in idx])
     values = values[~np.isnan(values)]
     if not len(values):
@@ -270,10 +272,11 @@ class EvalResult:
             f"precision={s['precision']:.3f}, recall={s['recall']:.3f}, auroc={s['auroc']:.3f})"
         )
 
-    def interval(self, metric: str, *, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    @renamed_arguments(n="n_boot")
+    def interval(self, metric: str, *, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
         """Return the bootstrap 95% interval of ``metric``."""
         df = self.per_sample
-        return bootstrap(df["gold"], df["p_yes"], metric, n=n, seed=seed)
+        return bootstrap(df["gold"], df["p_yes"], metric, n_boot=n_boot, seed=seed)
 
     def to_frame(self, *, intervals: bool = False) -> pd.DataFrame:
         """Return the summary as a one-row DataFrame (with ``<metric>_lo/_hi`` if asked)."""
@@ -284,11 +287,12 @@ class EvalResult:
         return pd.DataFrame([row])
 
 
+@keyword_only("template", 2)
 def evaluate(
     model: object,
     samples: Sequence[Sample] | Batch,
-    template: Template | None = None,
     *,
+    template: Template | None = None,
     chunk_size: int = 16,
     progress: bool = True,
     name: str | None = None,
@@ -311,7 +315,7 @@ def evaluate(
         >>> result.summary["recall"]                                          # doctest: +SKIP
     """
     base = model.model if isinstance(model, Decider) else model
-    batch = samples if isinstance(samples, Batch) else encode(base, samples, template)
+    batch = samples if isinstance(samples, Batch) else encode(base, samples, template=template)
     logprobs = answer_logprobs(model, batch, chunk_size=chunk_size, progress=progress)
     p = p_yes(logprobs)
     gold = batch.gold

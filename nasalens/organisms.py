@@ -175,7 +175,7 @@ def build(
         "checks": binary_samples(check_part, pairs=True),
         "held_out": binary_samples(held_out, pairs=True),
     }
-    batch = encode(model, binary_samples(taught, pairs=True), binary())
+    batch = encode(model, binary_samples(taught, pairs=True), template=binary())
     report: dict = {
         "recipe": dataclasses.asdict(recipe),
         "n_taught": len(taught),

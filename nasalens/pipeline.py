@@ -48,7 +48,7 @@ from nasalens.validation import HeadValidation, validate_heads
 logger = logging.getLogger(__name__)
 
 #: NASA settings for the 135M embedded model (the learning-rate sweep is in docs/tuning.md).
-DEMO_NASA = NasaConfig(lr=1e-3, n_heads=10, max_epochs=5)
+DEMO_NASA = NasaConfig(lr=1e-3, top_n=10, max_epochs=5)
 #: Prompting scenarios of the demo's analysis (chain of thought generates: left out).
 DEMO_SCENARIOS: tuple[Scenario, ...] = ("plain", "idk")
 
@@ -70,18 +70,18 @@ class DemoConfig:
     """Probe questions asked (None: all 170 built-in ones)."""
     k: int = 100
     """Per-sample top-k of the head selection (the paper, tuning: 100)."""
-    n_heads: int = 30
+    top_n: int = 30
     """Heads selected (the paper, tuning: 30)."""
     consistency: float = 0.9
     """Share of samples whose top-k must hold a head."""
     n_validate: int = 100
     """Built-in evaluation samples the causal validation ablates on."""
-    controls: int = 10
+    n_sets: int = 10
     """Random head sets the selected heads are compared with."""
     per_head: int = 5
     """Top heads ablated one at a time (0: none)."""
     nasa: NasaConfig = field(default_factory=lambda: DEMO_NASA)
-    """NASA settings (heads tuned: nasa.n_heads, the most negative first)."""
+    """NASA settings (heads tuned: the first nasa.top_n of the selected heads)."""
     n_analysis: int = 40
     """Built-in evaluation samples the analysis suite runs on, base vs tuned (0: skip). To keep
     the demo short: zero-shot, the NASA instruction with each candidate pair, and the plain
@@ -99,12 +99,12 @@ class DemoConfig:
             n_eval=32,
             n_compare=32,
             n_probe=40,
-            n_heads=10,
+            top_n=10,
             n_validate=32,
-            controls=3,
+            n_sets=3,
             per_head=0,
             n_analysis=0,
-            nasa=DEMO_NASA.replace(n_heads=3, max_epochs=2),
+            nasa=DEMO_NASA.replace(top_n=3, max_epochs=2),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -196,7 +196,9 @@ def run_demo(
     with _timed(timings, "NAS"):
         positives = [q.positive() for q in questions]
         scores = nas(model, positives, progress=progress)
-        heads = negative_heads(scores, k=config.k, n=config.n_heads, consistency=config.consistency)
+        heads = negative_heads(
+            scores, k=config.k, top_n=config.top_n, consistency=config.consistency
+        )
         if not len(heads):
             raise NasalensError(
                 f"no head passed the consistency rule ({config.consistency}) with k={config.k}; "
@@ -211,7 +213,7 @@ def run_demo(
             model,
             checked,
             heads,
-            controls=config.controls,
+            n_sets=config.n_sets,
             how="mean",
             per_head=config.per_head,
             seed=config.seed,
@@ -222,8 +224,7 @@ def run_demo(
     with _timed(timings, "NASA"):
         tuning = None
         if probe.train and probe.val:
-            line_up = heads.top(config.nasa.n_heads)
-            tuning = nasa(model, probe, line_up, config.nasa, progress=progress)
+            tuning = nasa(model, probe, heads, config.nasa, progress=progress)
             for record in tuning.records:
                 append_jsonl(folder / "nasa.jsonl", record)
         sections.append(nasa_section(tuning, probe))
@@ -247,7 +248,7 @@ def run_demo(
                 model,
                 samples,
                 tuned=tuned,
-                shots=0,
+                n_shots=0,
                 instructions=("nasa",),
                 which=DEMO_SCENARIOS,
                 progress=progress,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
@@ -20,11 +21,16 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from nasalens.artifacts import read_json, read_tensors, write_json, write_tensors
 from nasalens.data.sample import Sample
+from nasalens.deprecation import keyword_only
 from nasalens.errors import NasalensError
-from nasalens.models import Head, adapt
+from nasalens.models import HeadLike, adapt, as_heads
 from nasalens.models.interface import FwdHooks, ModelAdapter
 from nasalens.prompts import Batch, Template, encode
+
+#: Version of the files `NasScores.save` writes.
+FORMAT_VERSION = 1
 
 #: Attention below this is treated as this before the log (the paper leaves it open).
 DEFAULT_EPS = 1e-6
@@ -88,13 +94,9 @@ class NasScores:
         """Model NAS: the sum over heads, averaged over samples."""
         return float(self.model_per_sample.mean())
 
-    def of_heads(self, heads: Sequence[Head]) -> Float[Tensor, " sample"]:
-        """NAS summed over ``heads`` only, per sample."""
-        if not heads:
-            return torch.zeros(len(self))
-        layers = torch.tensor([h[0] for h in heads])
-        index = torch.tensor([h[1] for h in heads])
-        return self.per_sample[:, layers, index].sum(dim=1)
+    def of_heads(self, heads: Sequence[HeadLike]) -> Float[Tensor, " sample"]:
+        """NAS summed over ``heads`` only, per sample (`heads_sum`)."""
+        return heads_sum(self.per_sample, heads)
 
     def select(self, rows: Sequence[int] | Tensor) -> NasScores:
         """Return the scores of some samples."""
@@ -107,6 +109,58 @@ class NasScores:
             self.eps,
             self.region,
         )
+
+    def save(self, folder: str | Path) -> None:
+        """Write the scores to ``folder``: tensors as safetensors, the rest as JSON.
+
+        `load` reads them back equal (bit for bit).
+        """
+        folder = Path(folder)
+        tensors = {
+            "per_sample": self.per_sample,
+            "attn_pos": self.attn_pos,
+            "attn_neg": self.attn_neg,
+        }
+        write_tensors(folder / "nas.safetensors", tensors)
+        write_json(
+            folder / "nas.json",
+            {
+                "format": "nasalens.NasScores",
+                "version": FORMAT_VERSION,
+                "sample_ids": list(self.sample_ids),
+                "eps": self.eps,
+                "region": self.region,
+            },
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> NasScores:
+        """Read scores written by `save` (e.g. by ``nasalens heads --out``).
+
+        Raises:
+            NasalensError: When a file is missing, malformed or of another format version.
+        """
+        folder = Path(folder)
+        meta = read_json(folder / "nas.json")
+        if not isinstance(meta, dict) or meta.get("format") != "nasalens.NasScores":
+            raise NasalensError(f"{folder}: nas.json was not written by NasScores.save")
+        if meta.get("version") != FORMAT_VERSION:
+            raise NasalensError(
+                f"{folder}: NAS format version {meta.get('version')!r}; this nasalens reads "
+                f"version {FORMAT_VERSION}"
+            )
+        tensors = read_tensors(folder / "nas.safetensors")
+        try:
+            return cls(
+                tensors["per_sample"],
+                tensors["attn_pos"],
+                tensors["attn_neg"],
+                tuple(str(i) for i in meta["sample_ids"]),
+                float(meta["eps"]),
+                meta["region"],
+            )
+        except (KeyError, TypeError, ValueError, AssertionError) as err:
+            raise NasalensError(f"{folder}: NAS files do not fit together ({err})") from err
 
     def to_frame(self) -> pd.DataFrame:
         """One row per head: layer, head, nas, attn_pos, attn_neg (means over samples)."""
@@ -121,6 +175,18 @@ class NasScores:
                 "attn_neg": self.attn_neg.mean(dim=0).flatten().numpy(),
             }
         )
+
+
+def heads_sum(
+    per_sample: Float[Tensor, "sample layer head"], heads: Sequence[HeadLike]
+) -> Float[Tensor, " sample"]:
+    """NAS summed over ``heads`` only, per sample: "model NAS" of a head selection."""
+    chosen = as_heads(heads)
+    if not chosen:
+        return torch.zeros(per_sample.shape[0])
+    layers = torch.tensor([h.layer for h in chosen])
+    index = torch.tensor([h.head for h in chosen])
+    return per_sample[:, layers, index].sum(dim=1)
 
 
 def nas_from_pattern(
@@ -163,11 +229,12 @@ def region_mask(batch: Batch, region: Region = "after_instruction") -> Float[Ten
     return (mask & batch.attention_mask.bool()).float()
 
 
+@keyword_only("template", 2)
 def nas(
     model: object,
     samples: Batch | Sequence[Sample],
-    template: Template | None = None,
     *,
+    template: Template | None = None,
     chunk_size: int = 16,
     eps: float = DEFAULT_EPS,
     region: Region = "after_instruction",
@@ -204,7 +271,7 @@ def nas(
     if not eps > 0 or math.isinf(eps):
         raise NasalensError(f"eps must be a small positive number, got {eps}")
     adapter = adapt(model)
-    batch = samples if isinstance(samples, Batch) else encode(model, samples, template)
+    batch = samples if isinstance(samples, Batch) else encode(model, samples, template=template)
     if not batch.pos_cand.any(dim=1).all() or not batch.neg_cand.any(dim=1).all():
         raise NasalensError(
             f"template {batch.template.name!r} marks no candidate tokens; NAS needs a binary "
@@ -223,26 +290,56 @@ def nas(
     return NasScores(scores, attn_pos, attn_neg, ids, eps, region)
 
 
+def nas_hooks(
+    adapter: ModelAdapter,
+    batch: Batch,
+    out: Float[Tensor, "3 batch layer head"],
+    *,
+    layers: Sequence[int] | None = None,
+    eps: float = DEFAULT_EPS,
+    region: Region = "after_instruction",
+) -> FwdHooks:
+    """Hooks that reduce each layer's pattern to NAS as a forward pass runs: NAS's one hook.
+
+    The hook on ``blocks.{l}.attn.hook_pattern`` writes NAS, the attention on the positive and
+    on the negative candidate of every row and head into ``out[0 | 1 | 2, :, l]`` (on the CPU)
+    and drops the pattern; only query rows from the earliest region start are read. The
+    candidate and region masks follow the pattern's width, so a pass over a narrower view of
+    the batch (trailing padding cut) reads the same values.
+
+    Args:
+        adapter: The model.
+        batch: The rows of the pass (candidates, L_I and answer positions).
+        out: Where the three reductions go, ``[3, batch, layer, head]``.
+        layers: Layers to hook (default: all).
+        eps: Clamp before the log.
+        region: Query positions summed over.
+    """
+    device = adapter.device
+    pos = batch.pos_cand.float().to(device)
+    neg = batch.neg_cand.float().to(device)
+    where = region_mask(batch, region).to(device)
+    seen = where.any(dim=0).nonzero()
+    first = int(seen[0]) if len(seen) else 0  # only rows from the earliest L_I can count
+
+    def reduce(pattern: Tensor, hook: object) -> None:
+        layer = int(hook.name.split(".")[1])  # type: ignore[attr-defined]
+        width = pattern.shape[-1]
+        rows = pattern[:, :, first:width, :].detach().float()
+        result = nas_from_pattern(rows, pos[:, :width], neg[:, :width], where[:, first:width], eps)
+        for i, value in enumerate(result):
+            out[i, :, layer] = value.cpu()
+
+    chosen = range(adapter.info.n_layers) if layers is None else layers
+    return [(adapter.hook_name(layer, "pattern"), reduce) for layer in chosen]
+
+
 def _chunk(
     adapter: ModelAdapter, batch: Batch, eps: float, region: Region, fwd_hooks: FwdHooks
 ) -> tuple[Tensor, Tensor, Tensor]:
     """NAS and attention sums of one chunk, ``[batch, layer, head]`` each."""
     geo = adapter.info
-    device = adapter.device
-    pos = batch.pos_cand.float().to(device)
-    neg = batch.neg_cand.float().to(device)
-    where = region_mask(batch, region).to(device)
-    # Only query rows from the earliest L_I onwards can be in the region.
-    first = int(where.any(dim=0).nonzero()[0])
     out = torch.zeros(3, len(batch), geo.n_layers, geo.n_heads)
-
-    def reduce(pattern: Tensor, hook: object) -> None:
-        layer = int(hook.name.split(".")[1])  # type: ignore[attr-defined]
-        rows = pattern[:, :, first:, :].float()
-        result = nas_from_pattern(rows, pos, neg, where[:, first:], eps)
-        for i, value in enumerate(result):
-            out[i, :, layer] = value.cpu()
-
-    hooks = [(adapter.hook_name(layer, "pattern"), reduce) for layer in range(geo.n_layers)]
+    hooks = nas_hooks(adapter, batch, out, eps=eps, region=region)
     adapter.run(batch.tokens, batch.attention_mask, [*fwd_hooks, *hooks])
     return out[0], out[1], out[2]

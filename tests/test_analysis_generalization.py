@@ -47,7 +47,7 @@ def test_every_row_is_an_evaluation_with_the_same_examples(tiny_model, tiny_mode
     # One row recomputed: base, correct_wrong, instruction b, 4-shot.
     shots = pick_shots(pool, 4, seed=1)
     expected = evaluate(
-        tiny_model, samples, binary("b", "correct_wrong", shots=shots), progress=False
+        tiny_model, samples, template=binary("b", "correct_wrong", shots=shots), progress=False
     )
     row = table.query(
         "model == 'base' and candidates == 'correct_wrong' and instruction == 'b' and shots == 4"
@@ -69,7 +69,7 @@ def test_without_a_pool_the_examples_are_held_out(tiny_model):
     zero = generalization(
         tiny_model,
         samples,
-        shots=0,
+        n_shots=0,
         instructions=("a",),
         candidates=("true_false",),
         progress=False,
@@ -83,4 +83,4 @@ def test_the_pool_must_be_disjoint(tiny_model):
     with pytest.raises(NasalensError, match="pool sample 's0' is also an evaluated sample"):
         generalization(tiny_model, samples, pool=pool, progress=False)
     with pytest.raises(NasalensError, match="shots must be 0 or more"):
-        generalization(tiny_model, samples, shots=-1, progress=False)
+        generalization(tiny_model, samples, n_shots=-1, progress=False)

@@ -5,14 +5,15 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
+import nasalens.plotting
 from nasalens.analysis import analyze, outcomes
 from nasalens.metrics import EvalResult
 from nasalens.plotting.analysis import (
     analysis_section,
-    confidence_histograms,
-    generalization_figure,
     html_page,
-    scenario_figure,
+    plot_confidence,
+    plot_generalization,
+    plot_scenarios,
 )
 from tests.builders import make_samples
 
@@ -45,8 +46,8 @@ def test_outcomes_label_each_decision():
     assert frame["confidence"].tolist() == [0.9, 0.6, 0.7, 0.8, 0.55]
 
 
-def test_confidence_histograms_hold_each_outcomes_confidences():
-    fig = confidence_histograms(BEFORE, AFTER, bins=5)
+def test_plot_confidence_hold_each_outcomes_confidences():
+    fig = plot_confidence(BEFORE, AFTER, bins=5)
     by_name = {t.name: list(t.x) for t in fig.data}
     assert len(fig.data) == 8
     assert by_name["before FN"] == [0.6, 0.55]
@@ -54,10 +55,10 @@ def test_confidence_histograms_hold_each_outcomes_confidences():
     assert by_name["after TP"] == [0.95, 0.6, 0.7]
     assert by_name["after FN"] == []
     assert fig.data[0].xbins.size == pytest.approx(0.1)
-    assert len(confidence_histograms(BEFORE).data) == 4
+    assert len(plot_confidence(BEFORE).data) == 4
 
 
-def test_generalization_figure_groups_by_model_and_shots():
+def test_plot_generalization_groups_by_model_and_shots():
     table = pd.DataFrame(
         {
             "model": ["base"] * 4,
@@ -68,9 +69,12 @@ def test_generalization_figure_groups_by_model_and_shots():
             "accuracy": [0.5, 0.6, 0.7, 0.8],
         }
     )
-    fig = generalization_figure(table)
+    fig = plot_generalization(table)
     assert [t.name for t in fig.data] == ["base, 0-shot", "base, 0-shot"]
     assert list(fig.data[1].y) == [0.7, 0.8] and list(fig.data[1].x) == ["nasa", "a"]
+    with pytest.warns(DeprecationWarning, match="plot_generalization"):
+        old = nasalens.plotting.generalization_figure(table)  # the name before 0.2
+    assert old == fig
 
 
 def test_analysis_section_and_page_on_the_tiny_model(tiny_model, tiny_model_copy):
@@ -79,7 +83,7 @@ def test_analysis_section_and_page_on_the_tiny_model(tiny_model, tiny_model_copy
         tiny_model,
         samples,
         tuned=tiny_model_copy,
-        shots=2,
+        n_shots=2,
         which=("plain", "idk"),
         progress=False,
     )
@@ -87,7 +91,7 @@ def test_analysis_section_and_page_on_the_tiny_model(tiny_model, tiny_model_copy
     # The copy decides as the base model: nothing moves.
     assert result.shifts["n_fn_to_tp"].sum() == 0 and result.shifts["n_tn_to_fp"].sum() == 0
     summary = result.scenarios.to_frame()
-    fig = scenario_figure(summary)
+    fig = plot_scenarios(summary)
     assert [t.name for t in fig.data] == ["correct", "wrong", "non_deterministic", "all"]
     assert list(fig.data[3].x) == ["plain", "idk"]
     section = analysis_section(result)

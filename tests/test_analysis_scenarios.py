@@ -53,7 +53,7 @@ def test_parse_final_answer_with_other_candidates():
 
 def test_the_idk_template_keeps_the_candidates_and_adds_the_option(tiny_model):
     samples = make_samples(2)
-    batch = encode(tiny_model, samples, idk_template())
+    batch = encode(tiny_model, samples, template=idk_template())
     assert IDK_PHRASE in batch.prompts[0]
     assert batch.pos_cand[0].any() and batch.neg_cand[0].any()
     ids = idk_ids(tiny_model, batch)
@@ -64,11 +64,11 @@ def test_the_idk_template_keeps_the_candidates_and_adds_the_option(tiny_model):
 
 def test_three_way_decision_matches_an_independent_forward(tiny_model):
     samples = make_samples(5)
-    batch = encode(tiny_model, samples, idk_template())
+    batch = encode(tiny_model, samples, template=idk_template())
     extra = idk_ids(tiny_model, batch)
     got = three_way_logprobs(tiny_model, batch, extra, chunk_size=2, progress=False)
     for i in range(len(samples)):
-        one = encode(tiny_model, samples[i : i + 1], idk_template())
+        one = encode(tiny_model, samples[i : i + 1], template=idk_template())
         with torch.no_grad():
             logp = tiny_model(one.tokens)[0, -1].double().log_softmax(-1)
         expected = [logp[list(ids)].logsumexp(-1) for ids in (batch.pos_ids, batch.neg_ids, extra)]
@@ -108,7 +108,7 @@ def test_scenarios_on_the_tiny_model(tiny_model):
         "unparsed" if p is None else "yes" if p else "no" for p in parsed
     ]
     # The IDK answers are the argmax of the independent three-way read-out.
-    batch = encode(tiny_model, samples, idk_template())
+    batch = encode(tiny_model, samples, template=idk_template())
     logp = three_way_logprobs(tiny_model, batch, idk_ids(tiny_model, batch), progress=False)
     assert list(frame.loc[frame["scenario"] == "idk", "answer"]) == list(decisions(logp))
     summary = result.to_frame()
@@ -121,7 +121,7 @@ def test_scenarios_on_the_tiny_model(tiny_model):
 
 
 def test_the_cot_template_ends_with_the_cue(tiny_model):
-    batch = encode(tiny_model, make_samples(1), cot_template())
+    batch = encode(tiny_model, make_samples(1), template=cot_template())
     assert "Let's think step by step." in batch.prompts[0]
     assert "then give your final answer, Yes or No." in batch.prompts[0]
 

@@ -5,17 +5,17 @@ import torch
 from typer.testing import CliRunner
 
 import nasalens.cli.heads as cli_heads
-from nasalens.artifacts import read_json, read_tensors
+from nasalens.artifacts import read_json
 from nasalens.cli import app
 from nasalens.data import builtin_questions
 from nasalens.data.sample import subset
 from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet, negative_heads
-from nasalens.scores import nas
+from nasalens.scores import NasScores, nas
 
 pytestmark = [pytest.mark.filterwarnings("error"), pytest.mark.legacy]
 
-OPTIONS = ["--k", "4", "--n", "3", "--consistency", "0.5", "--chunk-size", "2"]
+OPTIONS = ["--k", "4", "--top-n", "3", "--consistency", "0.5", "--chunk-size", "2"]
 
 
 @pytest.fixture
@@ -41,11 +41,12 @@ def test_heads_writes_the_head_set_the_scores_and_the_figures(run, tiny_model, t
     # The same computation, done by hand: every question's positive sample.
     positives = [q.positive() for q in subset(builtin_questions("probe"), 5, seed=0)]
     scores = nas(tiny_model, positives, chunk_size=2, progress=False)
-    expected = negative_heads(scores, k=4, n=3, consistency=0.5)
+    expected = negative_heads(scores, k=4, top_n=3, consistency=0.5)
     assert HeadSet.load(folder / "heads.json") == expected
-    saved = read_tensors(folder / "nas.safetensors")
-    torch.testing.assert_close(saved["per_sample"], scores.per_sample)
-    torch.testing.assert_close(saved["attn_neg"], scores.attn_neg)
+    saved = NasScores.load(folder)  # what a notebook picks up
+    torch.testing.assert_close(saved.per_sample, scores.per_sample)
+    torch.testing.assert_close(saved.attn_neg, scores.attn_neg)
+    assert saved.sample_ids == scores.sample_ids and saved.region == scores.region
     for page in ("head_scores.html", "heatmap.html"):
         assert "plotly" in (folder / page).read_text()[:5000].lower()
     assert "5 positive samples" in result.output
@@ -71,7 +72,7 @@ def test_heads_on_a_jsonl_file_keeps_its_gold_yes_rows(run, tmp_path):
 
 
 def test_heads_reports_too_few_consistent_heads(run):
-    result = run("--data", "builtin-probe", "--samples", "4", "--n", "8")
+    result = run("--data", "builtin-probe", "--samples", "4", "--top-n", "8")
     assert result.exit_code == 0, result.output
     assert "raise --k or lower --consistency" in result.output
 

@@ -94,7 +94,7 @@ def test_evaluate_reports_qa_retention_of_baseline_and_tuned(
 
 def test_tune_selects_heads_by_nas_and_reads_a_toml_config(tiny_dir, knows_some, tmp_path):
     toml = tmp_path / "nasa.toml"
-    toml.write_text("[nasa]\nlr = 0.01\nbatch_size = 4\nmax_epochs = 1\nk = 8\nn_heads = 2\n")
+    toml.write_text("[nasa]\nlr = 0.01\nbatch_size = 4\nmax_epochs = 1\nk = 8\ntop_n = 2\n")
     run = tmp_path / "run"
     out = invoke("tune", "--model", tiny_dir, "--config", toml, "--out", run, "--no-progress")
     assert "heads: HeadSet([" in out

@@ -21,7 +21,7 @@ def run(tiny_model, monkeypatch, tmp_path):
     HeadSet.of(HEADS).save(path)
 
     def invoke(*args):
-        options = ["--heads", str(path), "--controls", "3", "--out", str(tmp_path / "out")]
+        options = ["--heads", str(path), "--n-sets", "3", "--out", str(tmp_path / "out")]
         return CliRunner().invoke(app, ["validate", *options, *args])
 
     return invoke
@@ -30,7 +30,7 @@ def run(tiny_model, monkeypatch, tmp_path):
 def test_validate_prints_the_table_and_writes_figures(run, tiny_model, tmp_path):
     result = run("--data", "builtin-eval", "--n", "6")
     assert result.exit_code == 0, result.output
-    expected = validate_heads(tiny_model, builtin("eval", n=6), HEADS, controls=3, progress=False)
+    expected = validate_heads(tiny_model, builtin("eval", n=6), HEADS, n_sets=3, progress=False)
     effect = expected.effect("logit_diff")
     assert f"{effect:.3f}" in result.output
     assert "logit_diff" in result.output and "share_beaten" in result.output

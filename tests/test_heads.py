@@ -6,10 +6,10 @@ import pytest
 import torch
 from scipy import stats
 
+from nasalens.correlation import nas_confidence_correlation
 from nasalens.errors import NasalensError
 from nasalens.heads import (
     HeadSet,
-    nas_confidence_correlation,
     negative_heads,
     overlap,
     overlap_table,
@@ -46,7 +46,7 @@ def test_selection_matches_the_rule_written_out(seed, k, n, consistency):
     gen = torch.Generator().manual_seed(seed)
     # A shared head-level signal plus per-sample noise, so some heads are consistent.
     per_sample = torch.randn(3, 4, generator=gen) * 2 + torch.randn(10, 3, 4, generator=gen)
-    got = negative_heads(_scores(per_sample), k=k, n=n, consistency=consistency)
+    got = negative_heads(_scores(per_sample), k=k, top_n=n, consistency=consistency)
     assert list(got) == _select_by_loop(per_sample, k, n, consistency)
     assert all(share >= consistency for share in got.share)
 
@@ -56,7 +56,7 @@ def test_consistency_keeps_a_head_in_nine_of_ten_lists_but_not_eight():
     per_sample[:9, 0, 0] = 5.0  # head 0 top-1 in 9 of 10 samples
     per_sample[:8, 0, 1] = 4.0  # head 1 top-2 in 8 of 10 (head 2 fills the rest)
     per_sample[8:, 0, 2] = 9.0
-    got = negative_heads(_scores(per_sample), k=2, n=5, consistency=0.9)
+    got = negative_heads(_scores(per_sample), k=2, top_n=5, consistency=0.9)
     assert Head(0, 0) in got and Head(0, 1) not in got
     assert got.share[0] == pytest.approx(1.0)  # head 0 is in every top-2 list
 
@@ -105,11 +105,29 @@ def test_correlation_uses_only_negative_answers_and_matches_scipy():
 
 def test_head_sets_round_trip_through_json(tmp_path):
     scores = _scores(torch.randn(6, 3, 4))
-    heads = negative_heads(scores, k=6, n=4, consistency=0.5)
+    heads = negative_heads(scores, k=6, top_n=4, consistency=0.5)
     heads.save(tmp_path / "heads.json")
     back = HeadSet.load(tmp_path / "heads.json")
-    assert back.heads == heads.heads and back.k == 6
-    np.testing.assert_allclose(back.nas, heads.nas)
+    assert back == heads and back.heads == heads.heads and back.k == 6
+    assert back.method == "nas" and back.by == "nas" and back.n_samples == 6
+    np.testing.assert_array_equal(back.nas, heads.nas)
+    ranked = HeadSet(
+        heads.heads,
+        {"effect": (0.5, float("nan"), -1.0, 2.0)},
+        "ablation",
+        "effect",
+        {"how": "mean"},
+    )
+    ranked.save(tmp_path / "ranked.json")
+    assert HeadSet.load(tmp_path / "ranked.json") == ranked
+    # Files written before the ranked type (format version 1) still load.
+    (tmp_path / "v1.json").write_text(
+        '{"heads": ["L1H2", "L0H0"], "nas": [0.5, null], "share": [1.0, 0.9], "k": 100, '
+        '"consistency": 0.9, "n_samples": 8}'
+    )
+    old = HeadSet.load(tmp_path / "v1.json")
+    assert list(old) == [Head(1, 2), Head(0, 0)] and old.k == 100 and old.n_samples == 8
+    assert old.nas[0] == 0.5 and np.isnan(old.nas[1]) and old.share == (1.0, 0.9)
     (tmp_path / "list.json").write_text('["L1H2", "L0H0"]')
     assert list(HeadSet.load(tmp_path / "list.json")) == [Head(1, 2), Head(0, 0)]
     (tmp_path / "bad.json").write_text('{"heads": ["17.7"]}')
@@ -121,8 +139,36 @@ def test_head_sets_round_trip_through_json(tmp_path):
 
 def test_slicing_a_head_set_keeps_its_numbers():
     scores = _scores(torch.randn(6, 3, 4))
-    heads = negative_heads(scores, k=6, n=5, consistency=0.5)
+    heads = negative_heads(scores, k=6, top_n=5, consistency=0.5)
     first = heads[:2]
     assert isinstance(first, HeadSet) and first.heads == heads.heads[:2]
     assert first.nas == heads.nas[:2] and first == heads.top(2)
     assert heads[0] == heads.heads[0]
+
+
+def test_every_form_of_a_head_is_read_by_one_checker():
+    want = [Head(1, 2), Head(0, 3)]
+    assert HeadSet.of(["L1H2", (0, 3)]).heads == tuple(want)
+    assert HeadSet.of(HeadSet.of(want)).heads == tuple(want)
+    assert GEO.check_heads([(np.int64(1), torch.tensor(2)), "l0h3"]) == want
+    assert GEO.check_heads("L1H2") == [Head(1, 2)]
+    for bad, message in [
+        ([1.5], "is not a head"),
+        ([(1, 2, 3)], "is not a head"),
+        (["L1"], "L<layer>H<head>"),
+        ([(True, 1)], "is not a head"),
+        ([(5, 0)], "does not exist"),
+        (["L1H2", (1, 2)], "appears twice"),
+        (7, "must be a list of heads"),
+    ]:
+        with pytest.raises(NasalensError, match=message):
+            GEO.check_heads(bad)
+
+
+def test_the_old_argument_name_still_works_with_a_warning():
+    scores = _scores(torch.randn(6, 3, 4))
+    with pytest.warns(DeprecationWarning, match="top_n"):
+        old = negative_heads(scores, k=6, n=3, consistency=0.5)
+    assert old == negative_heads(scores, k=6, top_n=3, consistency=0.5)
+    with pytest.raises(NasalensError, match="pass top_n= only"):
+        negative_heads(scores, k=6, n=3, top_n=3)

@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nasalens"
 #: Lowest first. A module may import modules earlier in this list, or its own package.
 LAYERS = [
     "errors",
+    "deprecation",
     "artifacts",
     "models",
     "data",
@@ -18,6 +19,7 @@ LAYERS = [
     "scores",
     "metrics",
     "heads",
+    "correlation",
     "patching",
     "baselines",
     "validation",

@@ -92,7 +92,7 @@ def test_without_gqa_the_key_slice_is_the_heads_own_w_k():
 
 def test_forward_from_skips_lower_blocks_and_matches_the_full_pass(model):
     adapter = adapt(model)
-    batch = encode(model, make_samples(3), binary(), padding_side="left")
+    batch = encode(model, make_samples(3), template=binary(), padding_side="left")
     fired = []
     hooks = [
         (adapter.hook_name(layer, "pattern"), lambda x, hook: fired.append(hook.name))
@@ -108,7 +108,7 @@ def test_forward_from_skips_lower_blocks_and_matches_the_full_pass(model):
 
 def test_training_gradients_reach_only_the_slices_and_agree_across_start_layers(model):
     adapter = adapt(model)
-    batch = encode(model, make_samples(3), binary())
+    batch = encode(model, make_samples(3), template=binary())
     targets = torch.full((3,), batch.pos_target)
     q, k = adapter.qk_slices(Head(1, 3))
     grads = []

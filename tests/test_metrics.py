@@ -79,15 +79,15 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     rng = np.random.default_rng(1)
     gold = rng.random(200) < 0.5
     p = np.clip(gold * 0.3 + rng.random(200) * 0.7, 0, 1)
-    lo, hi = metrics.bootstrap(gold, p, "auroc", n=300, seed=3)
-    assert (lo, hi) == metrics.bootstrap(gold, p, "auroc", n=300, seed=3)
+    lo, hi = metrics.bootstrap(gold, p, "auroc", n_boot=300, seed=3)
+    assert (lo, hi) == metrics.bootstrap(gold, p, "auroc", n_boot=300, seed=3)
     assert lo < metrics.auroc(gold, p) < hi
     with pytest.raises(metrics.NasalensError, match="unknown metric"):
         metrics.bootstrap(gold, p, "accuracyy")
 
 
 def test_answer_logprobs_match_an_independent_full_forward(tiny_model):
-    batch = encode(tiny_model, make_samples(5), binary(chat=False), padding_side="left")
+    batch = encode(tiny_model, make_samples(5), template=binary(chat=False), padding_side="left")
     got = metrics.answer_logprobs(tiny_model, batch, chunk_size=2, progress=False)
     with torch.no_grad():
         logits = tiny_model(batch.tokens, attention_mask=batch.attention_mask)
@@ -100,7 +100,7 @@ def test_answer_logprobs_match_an_independent_full_forward(tiny_model):
 
 
 def test_candidate_logprobs_sum_the_variants_probabilities(tiny_model):
-    batch = encode(tiny_model, make_samples(3), binary(chat=False))
+    batch = encode(tiny_model, make_samples(3), template=binary(chat=False))
     vocab = info(tiny_model).d_vocab
     logits = torch.randn(3, vocab, generator=torch.Generator().manual_seed(0))
     probs = logits.softmax(-1)

@@ -129,7 +129,7 @@ def test_patching_a_head_with_its_own_activations_changes_nothing(tiny_model, ba
 
 
 def test_patching_copies_the_source_at_positions_aligned_by_the_answer(tiny_model):
-    clean, corrupt = contrast(tiny_model, make_samples(3), k=1)
+    clean, corrupt = contrast(tiny_model, make_samples(3), n_shots=1)
     assert (clean.attention_mask.sum(1) > corrupt.attention_mask.sum(1)).all()
     src, tgt, got = {}, {}, {}
     name = "blocks.1.attn.hook_z"
@@ -277,3 +277,15 @@ def test_hooks_run_on_the_adapter_paths(tiny_model, batch):
     hooks = ablation_hooks(tiny_model, [Head(1, 1)], how="resample", reference=batch)
     lean = adapter.logits_at(batch.tokens, batch.attention_mask, batch.answer_pos, hooks)
     assert lean.shape == (len(batch), adapter.info.d_vocab)
+
+
+def test_heads_may_be_given_by_name_or_pair_everywhere(tiny_model, batch):
+    def ld():
+        return answer_logprobs(tiny_model, batch, progress=False)
+
+    with ablate(tiny_model, [Head(1, 2), Head(0, 3)], how="zero"):
+        want = ld()
+    with ablate(tiny_model, ["L1H2", (0, 3)], how="zero"):
+        assert torch.equal(ld(), want)
+    with pytest.raises(NasalensError, match="not of the form"):
+        ablate(tiny_model, ["layer1head2"], how="zero").__enter__()

@@ -19,7 +19,7 @@ from tests.builders import make_samples
 
 @pytest.fixture(scope="module")
 def pair(tiny_model):
-    return contrast(tiny_model, make_samples(3), k=2)
+    return contrast(tiny_model, make_samples(3), n_shots=2)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,9 @@ def test_restored_share_top_heads_and_frame(swept):
     torch.testing.assert_close(swept.restored, expected)
     assert swept.gap == pytest.approx(float(gap))
     best = swept.top(2)
-    assert swept.restored[best[0]] == swept.restored.max()
+    assert swept.restored[best[0]] == swept.restored.max() and best.by == "restored"
+    assert best.score("restored")[0] == pytest.approx(float(swept.restored.max()))
+    assert swept.ranking().top(2) == best and len(swept.ranking()) == 8
     frame = swept.to_frame()
     assert list(frame.columns[:2]) == ["layer", "head"] and len(frame) == 8
     assert "3 pairs x 2 layers x 4 heads" in repr(swept)
@@ -92,7 +94,7 @@ def test_the_sweep_agrees_with_transformer_lens_patching(tiny_model):
 
 def test_contrast_builds_shots_and_swapped_candidates(tiny_model):
     samples = make_samples(2)
-    clean, corrupt = contrast(tiny_model, samples, k=3)
+    clean, corrupt = contrast(tiny_model, samples, n_shots=3)
     assert corrupt.template == binary() and len(clean.template.shots) == 3
     assert all(s.gold for s in clean.template.shots)
     assert not {s.question for s in clean.template.shots} & {s.question for s in samples}

@@ -12,13 +12,13 @@ SMALL = pipeline.DemoConfig(
     n_eval=12,
     n_probe=8,
     k=4,
-    n_heads=3,
+    top_n=3,
     consistency=0.5,
     n_validate=12,
-    controls=2,
+    n_sets=2,
     per_head=2,
     n_analysis=8,
-    nasa=NasaConfig(lr=1e-2, batch_size=4, max_epochs=1, n_heads=2),
+    nasa=NasaConfig(lr=1e-2, batch_size=4, max_epochs=1, top_n=2),
 )
 
 
@@ -62,14 +62,14 @@ def test_the_quick_config_is_smaller_in_every_costly_step():
     for name in (
         "n_eval",
         "n_compare",
-        "n_heads",
+        "top_n",
         "n_validate",
-        "controls",
+        "n_sets",
         "per_head",
         "n_analysis",
     ):
         assert getattr(quick, name) < getattr(full, name)
-    assert quick.nasa.n_heads < full.nasa.n_heads
+    assert quick.nasa.top_n < full.nasa.top_n
 
 
 def test_validation_and_analysis_samples_are_balanced():

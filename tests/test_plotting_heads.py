@@ -22,7 +22,10 @@ pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-le
 
 def _nas_of(model, sample, **kwargs):
     return nas(
-        model, encode(model, [sample], kwargs.pop("template", None)), progress=False, **kwargs
+        model,
+        encode(model, [sample], template=kwargs.pop("template", None)),
+        progress=False,
+        **kwargs,
     )
 
 
@@ -75,7 +78,7 @@ def test_heatmap_follows_the_template_and_region(tiny_model):
 
 def test_head_score_map_marks_the_selected_heads(tiny_model):
     scores = nas(tiny_model, make_samples(4), progress=False)
-    chosen = negative_heads(scores, k=4, n=3, consistency=0.5)
+    chosen = negative_heads(scores, k=4, top_n=3, consistency=0.5)
     assert len(chosen) > 0
     fig = plot_head_scores(scores, chosen)
     heat, marks = fig.data

@@ -45,46 +45,48 @@ def _check_positions(model, batch):
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: f"{t.name}-{t.chat}")
 def test_candidates_and_instruction_end_are_localized(tiny_model, template):
-    batch = encode(tiny_model, make_samples(4), template)
+    batch = encode(tiny_model, make_samples(4), template=template)
     _check_positions(tiny_model, batch)
 
 
 def test_multi_token_candidates_keep_every_token(tiny_model):
-    batch = encode(tiny_model, [make_sample()], binary(candidates="correct_wrong", chat=False))
+    batch = encode(
+        tiny_model, [make_sample()], template=binary(candidates="correct_wrong", chat=False)
+    )
     # The tiny tokenizer splits " Correct" and " Wrong" into two tokens each.
     assert int(batch.pos_cand.sum()) == 2 and int(batch.neg_cand.sum()) == 2
     _check_positions(tiny_model, batch)
 
 
 def test_the_paper_prompt_text(tiny_model):
-    batch = encode(tiny_model, [make_sample(True)], binary(chat=False))
+    batch = encode(tiny_model, [make_sample(True)], template=binary(chat=False))
     assert batch.prompts[0] == (
         "You are given a question and you MUST answer Yes or No. Question: What is the capital "
         "of France? Is the answer Paris? Answer:"
     )
-    chat = encode(tiny_model, [make_sample(True)], binary())
+    chat = encode(tiny_model, [make_sample(True)], template=binary())
     assert chat.prompts[0].startswith("<|im_start|>user\nYou are given a question")
     assert chat.prompts[0].endswith("Answer:<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_plain_prompts_start_with_one_bos_and_chat_prompts_with_the_templates_own(tiny_model):
     bos = tiny_model.tokenizer.bos_token_id
-    plain = encode(tiny_model, [make_sample()], binary(chat=False))
-    chat = encode(tiny_model, [make_sample()], binary(chat=True))
+    plain = encode(tiny_model, [make_sample()], template=binary(chat=False))
+    chat = encode(tiny_model, [make_sample()], template=binary(chat=True))
     assert plain.tokens[0, 0] == bos and plain.tokens[0, 1] != bos
     assert chat.tokens[0, 0] == bos and chat.tokens[0, 1] != bos
 
 
 def test_native_yes_no_questions_show_no_label(tiny_model):
     sample = make_sample(True, label=None, question="Is the sky blue?")
-    batch = encode(tiny_model, [sample], binary(chat=False))
+    batch = encode(tiny_model, [sample], template=binary(chat=False))
     assert batch.prompts[0].endswith("Question: Is the sky blue? Answer:")
 
 
 def test_k_shot_examples_carry_their_answers_and_candidates_stay_in_the_instruction(tiny_model):
     shots = (make_sample(True, id="shot0"), make_sample(False, id="shot1"))
     template = binary(shots=shots, chat=False)
-    batch = encode(tiny_model, [make_sample(True, id="q")], template)
+    batch = encode(tiny_model, [make_sample(True, id="q")], template=template)
     assert batch.prompts[0].count("Answer: Yes") == 1 and batch.prompts[0].count("Answer: No") == 1
     assert template.name == "binary-2shot"
     _check_positions(tiny_model, batch)
@@ -92,12 +94,12 @@ def test_k_shot_examples_carry_their_answers_and_candidates_stay_in_the_instruct
 
 def test_custom_instruction_without_placeholders_is_searched_by_word(tiny_model):
     template = Template(name="mine", instruction="Reply with Yes or with No only.")
-    _check_positions(tiny_model, encode(tiny_model, make_samples(2), template))
+    _check_positions(tiny_model, encode(tiny_model, make_samples(2), template=template))
     missing = Template(name="mine", instruction="Reply briefly.")
     with pytest.raises(
         NasalensError, match="sample 's0': candidate 'Yes' is not in the instruction"
     ):
-        encode(tiny_model, make_samples(2), missing)
+        encode(tiny_model, make_samples(2), template=missing)
 
 
 def test_left_and_right_padding_hold_the_same_rows(tiny_model):
@@ -157,17 +159,17 @@ def test_duplicate_ids_and_empty_input_are_rejected(tiny_model):
 
 
 def test_answer_token_variants_are_disjoint_and_start_with_the_primary(tiny_model):
-    plain = encode(tiny_model, [make_sample()], binary(chat=False))
+    plain = encode(tiny_model, [make_sample()], template=binary(chat=False))
     tok = tiny_model.tokenizer
     assert tok.decode([plain.pos_target]) == " Yes"
     assert plain.pos_ids[0] == plain.pos_target
     assert not set(plain.pos_ids) & set(plain.neg_ids)
-    chat = encode(tiny_model, [make_sample()], binary(chat=True))
+    chat = encode(tiny_model, [make_sample()], template=binary(chat=True))
     assert tok.decode([chat.pos_target]) == "Yes"
 
 
 def test_short_answer_template_has_no_candidates(tiny_model):
-    batch = encode(tiny_model, [make_sample(label=None)], short_answer(chat=False))
+    batch = encode(tiny_model, [make_sample(label=None)], template=short_answer(chat=False))
     assert batch.prompts[0].startswith("You MUST answer shortly the given question")
     assert not batch.pos_cand.any() and batch.pos_ids == ()
 
@@ -209,7 +211,9 @@ def test_encode_succeeds_or_raises_its_own_error(
     try:
         sample = Sample("h0", question, gold, label=label)
         template = Template(instruction=instruction, candidates=pair, chat=chat)
-        batch = encode(tiny_model, [sample], template, max_length=max_length, truncate="left")
+        batch = encode(
+            tiny_model, [sample], template=template, max_length=max_length, truncate="left"
+        )
     except NasalensError as err:
         assert "h0" in str(err) or "template" in str(err) or "sample" in str(err)
         return

@@ -23,7 +23,7 @@ def test_nas_matches_the_plain_reference(tiny_model, padding_side, chunk_size):
 
 
 def test_nas_over_the_answer_position_only_matches_the_reference(tiny_model):
-    batch = encode(tiny_model, make_samples(3), binary(candidates="correct_wrong"))
+    batch = encode(tiny_model, make_samples(3), template=binary(candidates="correct_wrong"))
     got = nas(tiny_model, batch, region="answer", progress=False)
     expected = reference_nas(tiny_model, batch, region="answer")
     torch.testing.assert_close(got.per_sample.double(), expected, atol=1e-5, rtol=0)
@@ -66,7 +66,7 @@ def test_attention_sums_are_bounded_by_the_region_length(tiny_model):
 
 def test_nas_rejects_templates_without_candidates_and_bad_eps(tiny_model):
     with pytest.raises(NasalensError, match="binary template"):
-        nas(tiny_model, make_samples(2), short_answer(), progress=False)
+        nas(tiny_model, make_samples(2), template=short_answer(), progress=False)
     with pytest.raises(NasalensError, match="eps"):
         nas(tiny_model, make_samples(2), eps=0.0, progress=False)
 
@@ -79,3 +79,26 @@ def test_scores_check_their_shapes():
 def test_hooks_are_removed_after_nas(tiny_model):
     nas(tiny_model, make_samples(2), progress=False)
     assert not any(h._forward_hooks for h in tiny_model.hook_dict.values())
+
+
+def test_scores_save_and_load_back_bit_for_bit(tiny_model, tmp_path):
+    scores = nas(tiny_model, make_samples(3), region="answer", eps=1e-5, progress=False)
+    scores.save(tmp_path / "nas")
+    back = NasScores.load(tmp_path / "nas")
+    for field in ("per_sample", "attn_pos", "attn_neg"):
+        assert torch.equal(getattr(back, field), getattr(scores, field))
+    assert (back.sample_ids, back.eps, back.region) == (scores.sample_ids, 1e-5, "answer")
+    (tmp_path / "nas" / "nas.json").write_text('{"format": "nasalens.NasScores", "version": 9}')
+    with pytest.raises(NasalensError, match="version 9"):
+        NasScores.load(tmp_path / "nas")
+    with pytest.raises(NasalensError, match=r"not written by NasScores\.save"):
+        (tmp_path / "nas" / "nas.json").write_text("[]")
+        NasScores.load(tmp_path / "nas")
+
+
+def test_the_template_is_a_keyword_and_the_old_positional_use_warns(tiny_model):
+    samples = make_samples(2)
+    want = nas(tiny_model, samples, template=binary("b"), progress=False)
+    with pytest.warns(DeprecationWarning, match="template="):
+        got = nas(tiny_model, samples, binary("b"), progress=False)
+    assert torch.equal(got.per_sample, want.per_sample)

@@ -15,6 +15,7 @@ from nasalens.prompts import binary, encode
 from nasalens.scores import nas
 from nasalens.tuning import NasaConfig, ProbeSet, nasa
 from nasalens.tuning.vstats import ValView, VStats
+from tests.builders import make_question
 
 # The package exports the function `nasa`, which hides the module of the same name.
 nasa_mod = importlib.import_module("nasalens.tuning.nasa")
@@ -33,7 +34,6 @@ def make_probe(n_train=6, n_val=3, n_tp=2) -> ProbeSet:
         tuple(train),
         tuple(val),
         tuple(samples[n_train + n_val :]),
-        -1.0,
         len(samples),
         pd.DataFrame(),
     )
@@ -68,7 +68,7 @@ def test_only_the_heads_query_rows_and_its_kv_groups_key_rows_change(
     assert changed_rows(before, after, k) == k_rows
     others = [n for n in before if n not in (q, k)]
     assert all(torch.equal(before[n], after[n]) for n in others)
-    assert result.kept == [Head(1, 3)]
+    assert list(result.kept) == [Head(1, 3)] and result.kept.method == "tuned"
 
 
 def test_random_mode_trains_matched_random_heads(tiny_model):
@@ -84,7 +84,7 @@ def test_random_mode_trains_matched_random_heads(tiny_model):
 
 def test_val_view_measures_the_nas_of_the_scores_module(tiny_model):
     probe = make_probe()
-    batch = encode(tiny_model, probe.val, binary())
+    batch = encode(tiny_model, probe.val, template=binary())
     expected = nas(tiny_model, batch, progress=False)
     for layer in (0, 1):
         view = ValView(
@@ -218,3 +218,40 @@ def test_the_real_rules_run_and_log_every_epoch(tiny_model):
     epochs = result.epochs_frame()
     assert {"loss", "head_nas", "model_nas", "share_yes", "decision"} <= set(epochs.columns)
     assert (epochs["loss"] > 0).all()
+
+
+def test_nasa_tunes_the_first_top_n_of_a_ranking_given_by_name(tiny_model):
+    ranking = ["L1H2", (0, 1), Head(0, 0)]
+    result = nasa(tiny_model, make_probe(), ranking, config(top_n=2, **FREE), progress=False)
+    assert list(result.heads) == [Head(1, 2), Head(0, 1)]
+    assert list(result.to_frame()["name"]) == ["L1H2", "L0H1"]
+
+
+def test_nasa_chooses_heads_and_builds_the_probe_as_its_config_says(tiny_model, monkeypatch):
+    from nasalens.tuning.selection import select_heads
+
+    probe = make_probe()
+    calls = {}
+
+    def fake_probe_set(model, questions, **kwargs):
+        calls.update(kwargs)
+        return probe
+
+    monkeypatch.setattr(nasa_mod, "probe_set", fake_probe_set)
+    settings = config(top_n=2, select="causal", val_fraction=0.4, seed=3, **FREE)
+    questions = [make_question(id=f"q{i}") for i in range(3)]
+    result = nasa(tiny_model, questions, config=settings, progress=False)
+    assert calls["val_fraction"] == 0.4 and calls["seed"] == 3
+    expected = select_heads(tiny_model, probe, settings, progress=False).top(2)
+    assert result.heads == expected and result.heads.by == "effect"
+
+
+def test_a_result_saves_and_loads_back_equal(tiny_model, tmp_path):
+    result = nasa(tiny_model, make_probe(), ["L1H2", "L0H1"], config(**FREE), progress=False)
+    result.save(tmp_path / "r")
+    back = nasa_mod.NasaResult.load(tmp_path / "r", tiny_model)
+    assert back.heads == result.heads and back.records == result.records
+    assert back.tau == result.tau and back.config == result.config
+    tuned, loaded = weights(result.model), weights(back.model)
+    assert all(torch.equal(tuned[n], loaded[n]) for n in tuned)
+    assert not all(torch.equal(tuned[n], p) for n, p in weights(tiny_model).items())

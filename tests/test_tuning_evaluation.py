@@ -59,7 +59,7 @@ def test_compare_reads_model_nas_in_the_same_pass(tiny_model):
     )
     table = cmp.table
     assert list(table["model"]) == ["a", "b"] and list(table["verdict"]) == ["baseline", ev.NO_GAIN]
-    expected = nas(tiny_model, encode(tiny_model, samples, binary()), progress=False).model
+    expected = nas(tiny_model, encode(tiny_model, samples, template=binary()), progress=False).model
     assert math.isclose(table["model_nas"][0], expected, rel_tol=1e-5, abs_tol=1e-6)
     assert {"recall_lo", "recall_hi", "auroc_lo", "share_yes", "ece"} <= set(table.columns)
     assert cmp.retention.empty

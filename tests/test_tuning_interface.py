@@ -50,7 +50,7 @@ def test_forward_from_fires_hooks_of_its_blocks_only(tiny_model):
 
 def test_forward_from_gives_the_gradient_of_the_full_pass(tiny_model_copy):
     adapter = adapt(tiny_model_copy)
-    batch = encode(tiny_model_copy, make_samples(3), binary())
+    batch = encode(tiny_model_copy, make_samples(3), template=binary())
     targets = torch.full((3,), batch.pos_target)
     q, k = adapter.qk_slices(Head(1, 3))
     grads = []

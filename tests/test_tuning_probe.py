@@ -1,5 +1,6 @@
 """The probing set (known facts -> TP / FN train / V, tau) and NasaConfig as a saved job."""
 
+import json
 import logging
 import math
 
@@ -7,13 +8,16 @@ import pandas as pd
 import pytest
 from jaxtyping import TypeCheckError
 
+from nasalens.artifacts import read_json
 from nasalens.data.sample import Question
 from nasalens.errors import NasalensError
 from nasalens.metrics import EvalResult
+from nasalens.models import adapt
 from nasalens.prompts import binary, encode
 from nasalens.scores import nas
 from nasalens.tuning import NasaConfig, ProbeSet, probe_set
 from nasalens.tuning import probe as probe_mod
+from nasalens.tuning.nasa import threshold
 from tests.builders import make_question
 
 
@@ -57,8 +61,11 @@ def test_the_split_counts_and_tau(tiny_model, monkeypatch):
     }  # fmt: skip
     assert {s.id for s in probe.tp} == {"q0/yes", "q3/yes"}
     assert all(s.gold and s.label == s.answers[0] for s in probe.fn)
-    expected = nas(tiny_model, encode(tiny_model, list(probe.tp), binary()), progress=False)
-    assert math.isclose(probe.tau, float(expected.model_per_sample.min()), rel_tol=1e-6)
+    expected = nas(
+        tiny_model, encode(tiny_model, list(probe.tp), template=binary()), progress=False
+    )
+    tau = threshold(adapt(tiny_model), probe, [], NasaConfig())  # tau: NASA's, computed once
+    assert math.isclose(tau, float(expected.model_per_sample.min()), rel_tol=1e-6)
     known = probe.answers.set_index("id")
     assert known.loc["q9/yes", "known"] == False  # noqa: E712
     assert known.loc["q0/yes", "decision"] == "tp" and known.loc["q1/yes", "decision"] == "fn"
@@ -72,7 +79,7 @@ def test_empty_tp_gives_minus_infinity_and_says_so(tiny_model, monkeypatch, capl
     monkeypatch.setattr(probe_mod, "evaluate", fake_decisions(set()))
     with caplog.at_level(logging.WARNING, logger="nasalens.tuning.probe"):
         probe = probe_set(tiny_model, questions(), val_fraction=0.4, progress=False)
-    assert probe.tau == -math.inf and not probe.tp
+    assert threshold(adapt(tiny_model), probe, [], NasaConfig()) == -math.inf and not probe.tp
     assert (len(probe.train), len(probe.val)) == (3, 2)
     assert "TP is empty" in caplog.text
 
@@ -100,7 +107,13 @@ def test_save_and_load_round_trip(tiny_model, monkeypatch, tmp_path):
     probe = probe_set(tiny_model, questions(6), progress=False)
     probe.save(tmp_path / "probe.json")
     back = ProbeSet.load(tmp_path / "probe.json")
-    assert back.train == probe.train and back.val == probe.val and back.tau == probe.tau
+    assert back.train == probe.train and back.val == probe.val and back.tp == probe.tp
+    assert back.val_fraction == probe.val_fraction and back.counts() == probe.counts()
+    # A file written before tau moved to NASA (it held tau, region and eps) still loads.
+    old = read_json(tmp_path / "probe.json") | {"tau": 1.5, "region": "answer", "eps": 1e-6}
+    del old["val_fraction"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert ProbeSet.load(tmp_path / "old.json").train == probe.train
     with pytest.raises(NasalensError, match="not a probing set"):
         (tmp_path / "bad.json").write_text("{}")
         ProbeSet.load(tmp_path / "bad.json")
@@ -116,7 +129,7 @@ def test_probe_set_refuses_bad_input(tiny_model):
 def test_config_defaults_are_the_papers_and_round_trip(tmp_path):
     config = NasaConfig()
     assert (config.lr, config.batch_size, config.max_epochs, config.warmup) == (1e-6, 32, 30, 0.03)
-    assert (config.rho, config.mode, config.k, config.n_heads) == (0.5, "qk", 100, 30)
+    assert (config.rho, config.mode, config.k, config.top_n) == (0.5, "qk", 100, 30)
     assert config.keep_tripping_epoch and config.model_nas == "all" and config.halting == "nas"
     assert math.isclose(config.log_base, math.e)
     changed = config.replace(lr=1e-3, mode="q", region="answer")

@@ -15,26 +15,23 @@ from tests.test_tuning import make_probe
 
 def test_nas_selection_uses_the_configs_k_consistency_and_region(tiny_model):
     probe = make_probe()
-    config = NasaConfig(k=3, n_heads=4, consistency=0.5, region="answer")
-    heads, ranking = select_heads(tiny_model, probe, config, progress=False)
+    config = NasaConfig(k=3, top_n=4, consistency=0.5, region="answer")
+    ranking = select_heads(tiny_model, probe, config, progress=False)
     scores = nas(tiny_model, [*probe.train, *probe.tp], region="answer", progress=False)
-    assert heads == negative_heads(scores, k=3, n=4, consistency=0.5)
-    assert list(ranking["name"]) == [str(h) for h in heads]
+    assert ranking == negative_heads(scores, k=3, top_n=None, consistency=0.5)
     # The consistency setting is honoured: a stricter rule keeps no more heads.
-    strict, _ = select_heads(tiny_model, probe, config.replace(consistency=1.0), progress=False)
-    assert set(strict.heads) <= set(heads.heads)
+    strict = select_heads(tiny_model, probe, config.replace(consistency=1.0), progress=False)
+    assert set(strict.heads) <= set(ranking.heads)
 
 
 def test_causal_selection_takes_the_heads_whose_ablation_raises_the_logit_difference_most(
     tiny_model,
 ):
     probe = make_probe()
-    heads, ranking = select_heads(
-        tiny_model, probe, NasaConfig(select="causal", n_heads=3), progress=False
-    )
+    ranking = select_heads(tiny_model, probe, NasaConfig(select="causal"), progress=False)
     geo = info(tiny_model)
-    assert len(ranking) == geo.n_layers * geo.n_heads
-    assert [str(h) for h in heads] == list(ranking["name"][:3])
+    assert len(ranking) == geo.n_layers * geo.n_heads and ranking.by == "effect"
+    heads = ranking.top(3)
     # Recomputed by hand: mean-ablate each head on the training FN samples, full passes.
     train = list(probe.train)
     base = evaluate(tiny_model, train, progress=False).per_sample["logit_diff"].mean()

@@ -15,7 +15,7 @@ from nasalens.patching import ablate, contrast, patch_heads
 from nasalens.plotting.validation import plot_head_effects, plot_patching, plot_validation
 from nasalens.prompts import encode
 from nasalens.scores import nas
-from nasalens.validation import VALIDATION_METRICS, validate_heads
+from nasalens.validation import VALIDATION_METRICS, HeadValidation, validate_heads
 from nasalens.validation.head_sets import _compare, _metrics
 from tests.builders import make_samples
 
@@ -31,7 +31,7 @@ def batch(tiny_model):
 
 @pytest.fixture(scope="module")
 def result(tiny_model, batch):
-    return validate_heads(tiny_model, batch, HEADS, controls=3, n_boot=200, progress=False)
+    return validate_heads(tiny_model, batch, HEADS, n_sets=3, n_boot=200, progress=False)
 
 
 def test_baseline_and_ablated_numbers_match_evaluate_and_nas(tiny_model, batch, result):
@@ -71,13 +71,13 @@ def test_result_shapes_controls_and_per_head(result):
 
 def test_per_head_takes_the_first_n_heads(tiny_model, batch, result):
     first = validate_heads(
-        tiny_model, batch, HEADS, controls=0, per_head=1, n_boot=10, progress=False
+        tiny_model, batch, HEADS, n_sets=0, per_head=1, n_boot=10, progress=False
     )
     pd.testing.assert_frame_equal(first.per_head, result.per_head.iloc[:1])
-    none = validate_heads(tiny_model, batch, HEADS, controls=0, per_head=0, progress=False)
+    none = validate_heads(tiny_model, batch, HEADS, n_sets=0, per_head=0, progress=False)
     assert none.per_head.empty and list(none.per_head.columns) == list(result.per_head.columns)
     with pytest.raises(NasalensError, match="per_head must be >= 0"):
-        validate_heads(tiny_model, batch, HEADS, controls=0, per_head=-1, progress=False)
+        validate_heads(tiny_model, batch, HEADS, n_sets=0, per_head=-1, progress=False)
 
 
 def test_the_vectorized_metrics_match_summarize():
@@ -119,8 +119,8 @@ def test_validate_rejects_bad_inputs(tiny_model, batch):
         validate_heads(tiny_model, batch, [], progress=False)
     with pytest.raises(NasalensError, match="does not exist"):
         validate_heads(tiny_model, batch, [Head(5, 0)], progress=False)
-    with pytest.raises(NasalensError, match="controls"):
-        validate_heads(tiny_model, batch, HEADS, controls=-1, progress=False)
+    with pytest.raises(NasalensError, match="n_sets"):
+        validate_heads(tiny_model, batch, HEADS, n_sets=-1, progress=False)
     jaxtyping.config.update("jaxtyping_disable", True)
     try:
         with pytest.raises(NasalensError, match="unknown ablation"):
@@ -132,7 +132,7 @@ def test_validate_rejects_bad_inputs(tiny_model, batch):
 def test_crowded_layers_draw_controls_from_all_heads(tiny_model, batch, caplog):
     crowded = [Head(0, 0), Head(0, 1), Head(0, 2)]  # only one other head in layer 0
     result = validate_heads(
-        tiny_model, batch, crowded, controls=4, per_head=False, n_boot=10, progress=False
+        tiny_model, batch, crowded, n_sets=4, per_head=False, n_boot=10, progress=False
     )
     assert "selected ones included" in caplog.text
     assert (result.random_effects["overlap"] >= 2).all()
@@ -144,7 +144,7 @@ def test_controls_can_be_given_as_head_sets(tiny_model, batch):
     result = validate_heads(
         tiny_model, batch, HEADS, controls=sets, per_head=False, n_boot=10, progress=False
     )
-    assert result.controls == ((Head(0, 0),), (Head(1, 0), Head(1, 2)))
+    assert [c.heads for c in result.controls] == [(Head(0, 0),), (Head(1, 0), Head(1, 2))]
     with ablate(tiny_model, sets[1], how="mean", reference=batch):
         ld = evaluate(tiny_model, batch, progress=False).per_sample["logit_diff"].mean()
     base = result.summary.set_index("metric").loc["logit_diff", "baseline"]
@@ -165,7 +165,9 @@ def test_validation_figures_carry_the_numbers(result):
 
 
 def test_patching_map_is_layer_by_head(tiny_model):
-    swept = patch_heads(tiny_model, *contrast(tiny_model, make_samples(2), k=1), progress=False)
+    swept = patch_heads(
+        tiny_model, *contrast(tiny_model, make_samples(2), n_shots=1), progress=False
+    )
     fig = plot_patching(swept)
     assert np.asarray(fig.data[0].z).shape == (2, 4)
     torch.testing.assert_close(torch.tensor(np.asarray(fig.data[0].z)), swept.restored)
@@ -177,10 +179,12 @@ def test_rank_heads_matches_ablating_each_head_by_hand(tiny_model, batch, how, c
     from nasalens.models import info
     from nasalens.validation import rank_heads
 
-    ranked = rank_heads(tiny_model, batch, how=how, chunk_size=chunk_size, progress=False)
+    ranking = rank_heads(tiny_model, batch, how=how, chunk_size=chunk_size, progress=False)
+    ranked = ranking.to_frame()
     geo = info(tiny_model)
     assert len(ranked) == geo.n_layers * geo.n_heads and len(set(ranked["name"])) == len(ranked)
     assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+    assert ranking.method == "ablation" and ranking.by == "effect" and ranking.meta["how"] == how
     assert (np.diff(ranked["effect"].to_numpy()) <= 0).all()
     base = evaluate(tiny_model, batch, progress=False).per_sample["logit_diff"].mean()
     for _, row in ranked.iterrows():
@@ -196,3 +200,30 @@ def test_rank_heads_rejects_bad_input(tiny_model, batch):
         rank_heads(tiny_model, batch, how="median", progress=False)
     with pytest.raises(NasalensError, match="at least one sample"):
         rank_heads(tiny_model, [], progress=False)
+
+
+def test_a_validation_saves_and_loads_back_equal(result, tmp_path):
+    result.save(tmp_path / "v")
+    back = HeadValidation.load(tmp_path / "v")
+    assert back.heads == result.heads and back.controls == result.controls
+    assert back.how == result.how
+    for name in ("summary", "random_effects", "per_head", "per_sample"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(result, name))
+    assert list(result.to_frame().columns) == [
+        "metric", "baseline", "ablated", "effect", "effect_lo", "effect_hi", "share_beaten"
+    ]  # fmt: skip
+
+
+def test_a_ranking_goes_straight_into_validation_and_names_are_heads(tiny_model, batch):
+    from nasalens.validation import rank_heads
+
+    ranking = rank_heads(tiny_model, batch, progress=False)
+    got = validate_heads(tiny_model, batch, ranking[:2], n_sets=0, per_head=False, progress=False)
+    assert got.heads == ranking[:2] and got.heads.by == "effect"  # the scores travel along
+    by_name = validate_heads(
+        tiny_model, batch, [str(h) for h in ranking[:2]], n_sets=0, per_head=False, progress=False
+    )
+    pd.testing.assert_frame_equal(by_name.summary, got.summary)
+    with pytest.warns(DeprecationWarning, match="n_sets="):
+        old = validate_heads(tiny_model, batch, HEADS, controls=0, per_head=False, progress=False)
+    assert len(old.controls) == 0

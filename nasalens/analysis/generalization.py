@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nasalens.data.sample import Sample
+from nasalens.deprecation import renamed_arguments
 from nasalens.errors import NasalensError
 from nasalens.metrics import evaluate
 from nasalens.prompts import CANDIDATES, INSTRUCTIONS, binary
@@ -37,10 +38,10 @@ COLUMNS = (
 )
 
 
-def pick_shots(pool: Sequence[Sample], k: int, *, seed: int = 0) -> tuple[Sample, ...]:
-    """Draw ``k`` solved examples from ``pool``, balanced between Yes and No.
+def pick_shots(pool: Sequence[Sample], n_shots: int, *, seed: int = 0) -> tuple[Sample, ...]:
+    """Draw ``n_shots`` solved examples from ``pool``, balanced between Yes and No.
 
-    ``k // 2`` positives and ``k - k // 2`` negatives are drawn with ``seed`` and shuffled.
+    ``n_shots // 2`` positives and the rest negatives are drawn with ``seed`` and shuffled.
 
     Raises:
         NasalensError: When the pool has too few samples of either answer.
@@ -48,11 +49,11 @@ def pick_shots(pool: Sequence[Sample], k: int, *, seed: int = 0) -> tuple[Sample
     rng = random.Random(seed)
     pos = [s for s in pool if s.gold]
     neg = [s for s in pool if not s.gold]
-    want_pos, want_neg = k // 2, k - k // 2
+    want_pos, want_neg = n_shots // 2, n_shots - n_shots // 2
     if len(pos) < want_pos or len(neg) < want_neg:
         raise NasalensError(
-            f"{k}-shot prompts need {want_pos} Yes and {want_neg} No examples, but the pool has "
-            f"{len(pos)} and {len(neg)}; pass a larger pool or fewer shots"
+            f"{n_shots}-shot prompts need {want_pos} Yes and {want_neg} No examples, but the "
+            f"pool has {len(pos)} and {len(neg)}; pass a larger pool or fewer shots"
         )
     shots = rng.sample(pos, want_pos) + rng.sample(neg, want_neg)
     rng.shuffle(shots)
@@ -60,13 +61,13 @@ def pick_shots(pool: Sequence[Sample], k: int, *, seed: int = 0) -> tuple[Sample
 
 
 def _split(
-    samples: Sequence[Sample], pool: Sequence[Sample] | None, shots: int, seed: int
+    samples: Sequence[Sample], pool: Sequence[Sample] | None, n_shots: int, seed: int
 ) -> tuple[list[Sample], tuple[Sample, ...]]:
     """The samples to evaluate and the k-shot examples (from ``pool``, or held out)."""
-    if shots == 0:
+    if n_shots == 0:
         return list(samples), ()
     if pool is None:
-        chosen = pick_shots(samples, shots, seed=seed)
+        chosen = pick_shots(samples, n_shots, seed=seed)
         held = {s.id for s in chosen}
         return [s for s in samples if s.id not in held], chosen
     ids = {s.id for s in samples}
@@ -77,15 +78,16 @@ def _split(
                 f"pool sample {s.id!r} is also an evaluated sample (same id or question); the "
                 "pool must be disjoint from the samples"
             )
-    return list(samples), pick_shots(pool, shots, seed=seed)
+    return list(samples), pick_shots(pool, n_shots, seed=seed)
 
 
+@renamed_arguments(shots="n_shots")
 def generalization(
     model: object,
     samples: Sequence[Sample],
     *,
     tuned: object | None = None,
-    shots: int = 4,
+    n_shots: int = 4,
     pool: Sequence[Sample] | None = None,
     seed: int = 0,
     instructions: Sequence[InstructionName] = ("nasa", "a", "b"),
@@ -95,16 +97,16 @@ def generalization(
 ) -> pd.DataFrame:
     """Evaluate Yes/No decisions for every candidate pair, instruction and shot count.
 
-    The same ``shots`` examples serve every prompt of the grid, each answered with its own
+    The same ``n_shots`` examples serve every prompt of the grid, each answered with its own
     candidate words.
 
     Args:
         model: A model from `nasalens.load_model` (the base model).
         samples: Yes/No samples.
         tuned: A second model evaluated on the same grid (e.g. after NASA); any model object.
-        shots: k of the k-shot prompts; 0 runs zero-shot only.
+        n_shots: k of the k-shot prompts; 0 runs zero-shot only.
         pool: Where the k-shot examples come from; it must share no id or question with
-            ``samples``. None holds ``shots`` examples out of ``samples`` (balanced, seeded) and
+            ``samples``. None holds ``n_shots`` examples out of ``samples`` (balanced, seeded) and
             evaluates the rest, so that every row has the same ``n``.
         seed: Seed of the choice of examples.
         instructions: Instruction variants (`nasalens.prompts.INSTRUCTIONS`).
@@ -114,11 +116,12 @@ def generalization(
 
     Returns:
         A tidy frame with `COLUMNS`: ``model`` ("base" or "tuned"), ``candidates``,
-        ``instruction``, ``shots``, ``n``, then accuracy, F1, precision, recall, the share of
-        positive answers and AUROC of P(positive) (discrimination, unaffected by a shift).
+        ``instruction``, ``shots`` (0 or ``n_shots``), ``n``, then accuracy, F1, precision,
+        recall, the share of positive answers and AUROC of P(positive) (discrimination,
+        unaffected by a shift).
 
     Raises:
-        NasalensError: On an unknown instruction or candidate pair, ``shots`` below 0, a pool
+        NasalensError: On an unknown instruction or candidate pair, ``n_shots`` below 0, a pool
             that overlaps ``samples`` or lacks examples of one answer.
 
     Example:
@@ -131,9 +134,9 @@ def generalization(
             f"unknown instruction or candidate pair {bad}; use {sorted(INSTRUCTIONS)} and "
             f"{sorted(CANDIDATES)}"
         )
-    if shots < 0:
-        raise NasalensError(f"shots must be 0 or more, got {shots}")
-    evaluated, examples = _split(samples, pool, shots, seed)
+    if n_shots < 0:
+        raise NasalensError(f"n_shots must be 0 or more, got {n_shots}")
+    evaluated, examples = _split(samples, pool, n_shots, seed)
     if not evaluated:
         raise NasalensError("no samples left to evaluate; pass more samples or a pool")
     models = {"base": model} if tuned is None else {"base": model, "tuned": tuned}
@@ -142,12 +145,14 @@ def generalization(
         for name in models
         for cand in candidates
         for instr in instructions
-        for k in dict.fromkeys((0, shots))
+        for k in dict.fromkeys((0, n_shots))
     ]
     rows = []
     for name, cand, instr, k in tqdm(grid, desc="prompts", disable=not progress):
         template = binary(instr, cand, shots=examples if k else ())
-        result = evaluate(models[name], evaluated, template, chunk_size=chunk_size, progress=False)
+        result = evaluate(
+            models[name], evaluated, template=template, chunk_size=chunk_size, progress=False
+        )
         s = result.summary
         row = {"model": name, "candidates": cand, "instruction": instr, "shots": k}
         rows.append({**row, **{c: s[c] for c in COLUMNS[4:]}})

@@ -1,7 +1,7 @@
 """Outcomes of Yes/No decisions (TP, FP, TN, FN) with their confidence (Figures 2 and 5).
 
 Owns the labelling of each decision by its outcome; the histograms are drawn by
-`nasalens.plotting.confidence_histograms`.
+`nasalens.plotting.plot_confidence`.
 """
 
 from __future__ import annotations

@@ -279,10 +279,12 @@ def _run(
     empty = [""] * len(samples)
     if name in ("plain", "context"):
         template = binary(use_context=name == "context")
-        result = evaluate(model, samples, template, chunk_size=chunk_size, progress=progress)
+        result = evaluate(
+            model, samples, template=template, chunk_size=chunk_size, progress=progress
+        )
         return ["yes" if d else "no" for d in result.per_sample["decision"]], empty
     if name == "idk":
-        batch = encode(model, samples, idk_template())
+        batch = encode(model, samples, template=idk_template())
         logp = three_way_logprobs(
             model, batch, idk_ids(model, batch), chunk_size=chunk_size, progress=progress
         )
@@ -318,7 +320,7 @@ def chain_of_thought(
     """
     adapter = adapt(model)
     tok = adapter.tokenizer
-    batch = encode(model, samples, cot_template(), padding_side="left")
+    batch = encode(model, samples, template=cot_template(), padding_side="left")
     texts = [""] * len(batch)
     total = math.ceil(len(batch) / chunk_size)
     chunks = tqdm(batch.chunks(chunk_size), total=total, desc="cot", disable=not progress)

@@ -17,6 +17,7 @@ from nasalens.analysis.generalization import generalization
 from nasalens.analysis.knowledge import Knowledge, classify_knowledge, fn_composition, shift_ratios
 from nasalens.analysis.scenarios import SCENARIOS, Scenario, Scenarios, run_scenarios
 from nasalens.data.sample import Sample
+from nasalens.deprecation import renamed_arguments
 from nasalens.errors import NasalensError
 from nasalens.metrics import EvalResult, evaluate
 from nasalens.prompts.templates import CandidateName, InstructionName
@@ -65,13 +66,14 @@ class Analysis:
         return frame[["model", *[c for c in frame.columns if c != "model"]]]
 
 
+@renamed_arguments(shots="n_shots")
 def analyze(
     model: object,
     samples: Sequence[Sample],
     *,
     tuned: object | None = None,
     name: str | None = None,
-    shots: int = 4,
+    n_shots: int = 4,
     pool: Sequence[Sample] | None = None,
     seed: int = 0,
     instructions: Sequence[InstructionName] = ("nasa", "a", "b"),
@@ -89,7 +91,7 @@ def analyze(
             `nasalens.analysis.knowledge.gold_answers`).
         tuned: A tuned version of the model (any model object), or None.
         name: A title; defaults to the samples' sources.
-        shots: k of the k-shot prompts of the generalization grid.
+        n_shots: k of the k-shot prompts of the generalization grid.
         pool: Where k-shot examples come from (see `generalization`).
         seed: Seed of the k-shot examples.
         instructions: Instruction variants of the generalization grid.
@@ -121,7 +123,7 @@ def analyze(
         model,
         samples,
         tuned=tuned,
-        shots=shots,
+        n_shots=n_shots,
         pool=pool,
         seed=seed,
         instructions=instructions,

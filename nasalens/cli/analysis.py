@@ -51,7 +51,7 @@ def analyze(
             samples,
             tuned=other,
             name=Path(spec).stem,
-            shots=shots,
+            n_shots=shots,
             seed=seed,
             which=which,
             cot_tokens=cot_tokens,

@@ -40,7 +40,7 @@ def demo(
             f"-> gold {row['gold']}; P(Yes) = {row['P(Yes)']:.3f}, P(No) = {row['P(No)']:.3f} "
             "(of the two candidates)"
         )
-    typer.echo(f"\nProbing set: {run.probe.counts()}, tau = {run.probe.tau:.2f}")
+    typer.echo(f"\nProbing set: {run.probe.counts()}")
     typer.echo("\nNegative heads (top 10):")
     typer.echo(table(run.heads.top(10).to_frame()))
     typer.echo("\nCausal validation (selected heads vs random head sets):")

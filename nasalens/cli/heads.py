@@ -1,13 +1,13 @@
 """The `heads` command: NAS on the positive samples of data sets, negative heads, figures.
 
-For each set it writes ``<out>/<set>/heads.json`` (`HeadSet.save`), ``nas.safetensors``
-(per-sample NAS and attention sums), ``head_scores.html`` and ``heatmap.html``, and prints the
-head table; with several sets it also prints and writes their pairwise overlaps.
+For each set it writes ``<out>/<set>/heads.json`` (`HeadSet.save`), ``nas.safetensors`` and
+``nas.json`` (`NasScores.save`: per-sample NAS and attention sums), ``head_scores.html`` and
+``heatmap.html``, and prints the head table; with several sets it also prints and writes their
+pairwise overlaps.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +38,7 @@ def heads_command(
     model: ModelOpt = None,
     data_root: DataDirOpt = None,
     k: Annotated[int, typer.Option(help="Heads in each sample's top-k list.")] = 100,
-    n: Annotated[int, typer.Option(help="Heads to keep at most.")] = 30,
+    top_n: Annotated[int, typer.Option("--top-n", "--n", help="Heads to keep at most.")] = 30,
     consistency: Annotated[
         float, typer.Option(help="Share of samples whose top-k must hold a head.")
     ] = 0.9,
@@ -53,7 +53,7 @@ def heads_command(
 ) -> None:
     """Find the negative heads on the positive samples of data sets (NAS, eq. 2-4)."""
     from nasalens import heads as nl_heads
-    from nasalens.artifacts import write_json, write_tensors
+    from nasalens.artifacts import write_json
     from nasalens.models import info
     from nasalens.plotting.export import save_html
     from nasalens.plotting.heads import heatmap, plot_head_scores
@@ -61,32 +61,25 @@ def heads_command(
 
     loaded = load(model)
     geo = info(loaded)
-    nl_heads.check_selection(geo.n_layers * geo.n_heads, k=k, n=n, consistency=consistency)
+    nl_heads.check_selection(geo.n_layers * geo.n_heads, k=k, top_n=top_n, consistency=consistency)
     root = data_dir(data_root)
     found: dict[str, nl_heads.HeadSet] = {}
     for spec in data:
         name = set_name(spec)
         positives = load_positives(spec, root, n=samples, seed=seed)
         scores = nas(loaded, positives, chunk_size=chunk_size)
-        chosen = nl_heads.negative_heads(scores, k=k, n=n, consistency=consistency)
+        chosen = nl_heads.negative_heads(scores, k=k, top_n=top_n, consistency=consistency)
         found[name] = chosen
         folder = out / name
         chosen.save(folder / "heads.json")
-        meta = {
-            "model": geo.name,
-            "sample_ids": json.dumps(scores.sample_ids),
-            "eps": repr(scores.eps),
-            "region": scores.region,
-        }
-        tensors = {"per_sample": scores.per_sample, "attn_pos": scores.attn_pos}
-        write_tensors(folder / "nas.safetensors", {**tensors, "attn_neg": scores.attn_neg}, meta)
+        scores.save(folder)
         save_html(plot_head_scores(scores, chosen), folder / "head_scores.html")
         save_html(heatmap(loaded, positives[0]), folder / "heatmap.html")
         typer.echo(
             f"\n{name}: {len(positives)} positive samples, model NAS {scores.model:.3f}, "
             f"{len(chosen)} heads (k={k}, consistency={consistency}) -> {folder}"
         )
-        if len(chosen) < n:
+        if len(chosen) < top_n:
             typer.echo(
                 f"only {len(chosen)} heads are in at least {consistency:.0%} of the samples' "
                 f"top-{k} lists; raise --k or lower --consistency for more"

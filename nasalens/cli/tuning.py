@@ -118,7 +118,10 @@ def tune(
     batch_size: Annotated[int | None, typer.Option(help="Prompts per step.")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="Most epochs per head.")] = None,
     mode: Annotated[str | None, typer.Option(help="qk, q or random.")] = None,
-    n_heads: Annotated[int | None, typer.Option(help="Heads to select (top N).")] = None,
+    top_n: Annotated[
+        int | None,
+        typer.Option("--top-n", "--n-heads", help="Heads tuned: the first N of the ranking."),
+    ] = None,
     k: Annotated[int | None, typer.Option(help="Per-sample top-k of head selection.")] = None,
     region: Annotated[str | None, typer.Option(help="after_instruction or answer.")] = None,
     model_nas: Annotated[str | None, typer.Option(help="all or selected.")] = None,
@@ -142,7 +145,7 @@ def tune(
             "max_epochs": max_epochs,
             "mode": mode,
             "select": select,
-            "n_heads": n_heads,
+            "top_n": top_n,
             "k": k,
             "region": region,
             "model_nas": model_nas,
@@ -165,28 +168,23 @@ def tune(
         else:
             questions = data.builtin_questions("probe")
         found = probe_set(
-            loaded,
-            questions,
-            val_fraction=settings.val_fraction,
-            seed=settings.seed,
-            region=settings.region,
-            eps=settings.eps,
+            loaded, questions, val_fraction=settings.val_fraction, seed=settings.seed,
             progress=progress,
-        )
-        typer.echo(f"probing set: {found.counts()}, tau = {found.tau:.3f}")
+        )  # fmt: skip
+        typer.echo(f"probing set: {found.counts()}")
         if heads is not None:
             line_up = HeadSet.load(heads)
         else:
-            line_up, ranking = select_heads(loaded, found, settings, progress=progress)
+            line_up = select_heads(loaded, found, settings, progress=progress)
             out.mkdir(parents=True, exist_ok=True)
-            ranking.to_csv(out / f"heads-{settings.select}.csv", index=False)
-        typer.echo(f"heads: {line_up}")
+            line_up.to_frame().to_csv(out / f"heads-{settings.select}.csv", index=False)
+        typer.echo(f"heads: {line_up.top(settings.top_n)}")
         result = tune_run(out, loaded, found, line_up, settings, model_spec=spec, progress=progress)
     frame = result.to_frame()
     if not frame.empty:
         cols = ["name", "decision", "epochs", "start_head_nas", "end_head_nas", "end_share_yes"]
         typer.echo(table(frame[cols]))
-    typer.echo(f"kept: {[str(h) for h in result.kept]}; run folder: {out}")
+    typer.echo(f"tau: {result.tau:.3f}; kept: {[str(h) for h in result.kept]}; run folder: {out}")
 
 
 @app.command()

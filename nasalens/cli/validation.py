@@ -25,7 +25,9 @@ def validate(
     model: ModelOpt = None,
     data_root: DataDirOpt = None,
     n: Annotated[int | None, typer.Option(help="Samples per set (default: all).")] = None,
-    controls: Annotated[int, typer.Option(help="Random head sets to compare with.")] = 20,
+    n_sets: Annotated[
+        int, typer.Option("--n-sets", "--controls", help="Random head sets to compare with.")
+    ] = 20,
     how: Annotated[str, typer.Option(help="Ablation: zero, mean or resample.")] = "mean",
     seed: Annotated[int, typer.Option(help="Seed of the random sets and the bootstrap.")] = 0,
     per_head: Annotated[bool, typer.Option(help="Also ablate each head alone.")] = True,
@@ -53,8 +55,8 @@ def validate(
         result = validate_heads(
             loaded,
             samples,
-            list(chosen),
-            controls=controls,
+            chosen,
+            n_sets=n_sets,
             how=cast(AblationKind, how),
             seed=seed,
             per_head=per_head,
@@ -69,7 +71,7 @@ def validate(
         columns += ["random_mean", "share_beaten"]
         frames.append(result.summary[columns].assign(data=name, n=len(samples)))
     typer.echo(
-        f"\nEffect of {how}-ablating {len(chosen)} heads vs {controls} random head sets "
+        f"\nEffect of {how}-ablating {len(chosen)} heads vs {n_sets} random head sets "
         "(effect = ablated - baseline, 95% bootstrap interval):"
     )
     typer.echo(table(pd.concat(frames, ignore_index=True)))

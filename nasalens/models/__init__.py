@@ -4,7 +4,7 @@
 goes through the `ModelAdapter` it returns.
 """
 
-from nasalens.models.geometry import Head, ModelInfo
+from nasalens.models.geometry import Head, HeadLike, ModelInfo, as_heads
 from nasalens.models.interface import ModelAdapter, ParamSlice, adapt, clone, info
 from nasalens.models.legacy import legacy_available
 from nasalens.models.loading import (
@@ -19,10 +19,12 @@ from nasalens.models.tiny import tiny_hf_model, tiny_legacy_model, tiny_model, t
 __all__ = [
     "EMBEDDED_NAME",
     "Head",
+    "HeadLike",
     "ModelAdapter",
     "ModelInfo",
     "ParamSlice",
     "adapt",
+    "as_heads",
     "cache_dir",
     "check_live_hooks",
     "clone",

@@ -6,9 +6,10 @@ These are plain values with no torch state, shared by every other module.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from nasalens.errors import NasalensError
 
@@ -35,6 +36,63 @@ class Head(NamedTuple):
         if match is None:
             raise NasalensError(f"head {text!r} is not of the form 'L<layer>H<head>', e.g. 'L17H7'")
         return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def coerce(cls, head: object) -> Head:
+        """Return ``head`` as a `Head`: a `Head`, a name like ``"L17H7"`` or ``(layer, head)``.
+
+        This is the one place heads given by a user are read; every function that takes heads
+        accepts all three forms through it.
+
+        Raises:
+            NasalensError: When ``head`` is none of the three forms (the message shows it).
+        """
+        if isinstance(head, str):
+            return cls.parse(head)
+        if isinstance(head, tuple) and len(head) == 2:
+            layer, index = head
+            if all(isinstance(x, int) and not isinstance(x, bool) for x in (layer, index)):
+                return cls(int(layer), int(index))
+            if all(hasattr(x, "__index__") and not isinstance(x, bool) for x in (layer, index)):
+                return cls(int(layer.__index__()), int(index.__index__()))  # numpy/torch ints
+        shown = repr(head)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise NasalensError(
+            f"head {shown} is not a head: use Head(layer, head), a name like 'L17H7' or a "
+            "(layer, head) pair of integers"
+        )
+
+
+#: What every function taking heads accepts for one head.
+HeadLike: TypeAlias = Head | str | tuple[int, int]
+
+
+def as_heads(heads: object) -> list[Head]:
+    """Return ``heads`` as a list of `Head`s, checking each form and that none repeats.
+
+    A single head (a `Head` or a name) is accepted as a list of one. Use
+    `ModelInfo.check_heads` when the model is known, to check the ranges too.
+
+    Raises:
+        NasalensError: When an item is not a head, or a head appears twice.
+    """
+    if isinstance(heads, str) or (
+        isinstance(heads, tuple) and len(heads) == 2 and not isinstance(heads[0], tuple | str)
+    ):
+        heads = [heads]
+    try:
+        items = list(heads)  # type: ignore[call-overload]
+    except TypeError as err:
+        raise NasalensError(
+            f"heads must be a list of heads (Head, 'L17H7' or (layer, head)), got "
+            f"{type(heads).__name__}"
+        ) from err
+    checked = [Head.coerce(h) for h in items]
+    counts = Counter(checked)
+    dup = next((h for h in checked if counts[h] > 1), None)
+    if dup is not None:
+        raise NasalensError(f"head {dup} appears twice; list each head once")
+    return checked
 
 
 @dataclass(frozen=True)
@@ -87,16 +145,25 @@ class ModelInfo:
             for head in range(self.n_heads):
                 yield Head(layer, head)
 
-    def check_head(self, head: Head) -> Head:
+    def check_head(self, head: object) -> Head:
         """Return ``head`` as a `Head` if it exists in this model.
 
         Raises:
-            NasalensError: When the layer or head index is out of range.
+            NasalensError: When ``head`` is not a head, or the layer or head index is out of
+                range.
         """
-        layer, index = head
+        layer, index = Head.coerce(head)
         if not (0 <= layer < self.n_layers and 0 <= index < self.n_heads):
             raise NasalensError(
                 f"head L{layer}H{index} does not exist in {self.name!r} "
                 f"({self.n_layers} layers x {self.n_heads} heads)"
             )
         return Head(int(layer), int(index))
+
+    def check_heads(self, heads: object) -> list[Head]:
+        """Return ``heads`` as `Head`s after checking the form, the range and repeats.
+
+        Raises:
+            NasalensError: When an item is not a head, does not exist in this model, or repeats.
+        """
+        return [self.check_head(h) for h in as_heads(heads)]

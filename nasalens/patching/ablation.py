@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
-from nasalens.models import Head, adapt
+from nasalens.models import HeadLike, adapt
 from nasalens.models.interface import HookFn
 from nasalens.patching.rows import (
     BatchIndex,
@@ -35,7 +35,6 @@ from nasalens.patching.rows import (
     aligned_z,
     at_layer,
     by_layer,
-    check_heads,
 )
 from nasalens.prompts import Batch, Template, encode
 
@@ -55,7 +54,7 @@ def check_how(how: str, allowed: Sequence[str], what: str) -> None:
 
 def ablation_hooks(
     model: object,
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     *,
     how: AblationKind = "mean",
     reference: Batch | Sequence[Sample] | None = None,
@@ -90,7 +89,7 @@ def ablation_hooks(
     """
     check_how(how, ABLATIONS, "ablation")
     adapter = adapt(model)
-    checked = check_heads(adapter.info, heads)
+    checked = adapter.info.check_heads(heads)
     if not checked:
         return []
     layers = by_layer(checked)
@@ -107,7 +106,11 @@ def ablation_hooks(
         )
     ref = None
     if reference is not None:
-        ref = reference if isinstance(reference, Batch) else encode(model, reference, template)
+        ref = (
+            reference
+            if isinstance(reference, Batch)
+            else encode(model, reference, template=template)
+        )
     if means is None:
         assert ref is not None
         means = head_means(model, ref, chunk_size=chunk_size)
@@ -133,7 +136,7 @@ def ablation_hooks(
 @contextmanager
 def ablate(
     model: object,
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     *,
     how: AblationKind = "mean",
     reference: Batch | Sequence[Sample] | None = None,

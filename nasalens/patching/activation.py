@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from nasalens.errors import NasalensError
-from nasalens.models import Head, adapt
+from nasalens.models import HeadLike, adapt
 from nasalens.models.interface import HookFn
 from nasalens.patching.rows import (
     BatchIndex,
@@ -26,7 +26,6 @@ from nasalens.patching.rows import (
     RowTracker,
     aligned_z,
     by_layer,
-    check_heads,
     region_offsets,
 )
 from nasalens.prompts import Batch
@@ -48,7 +47,7 @@ def patch_counts(source: Batch, target: Batch, region: PatchRegion) -> Tensor:
 
 def patch_hooks(
     model: object,
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     source: Batch,
     target: Batch,
     *,
@@ -79,7 +78,7 @@ def patch_hooks(
         >>> hooks = nasalens.patching.patch_hooks(model, [Head(12, 3)], clean, corrupt)  # doctest: +SKIP
     """  # noqa: E501
     adapter = adapt(model)
-    checked = check_heads(adapter.info, heads)
+    checked = adapter.info.check_heads(heads)
     counts = patch_counts(source, target, region)
     if not checked:
         return []
@@ -98,7 +97,7 @@ def patch_hooks(
 @contextmanager
 def patch(
     model: object,
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     source: Batch,
     target: Batch,
     *,

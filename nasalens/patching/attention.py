@@ -24,7 +24,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from nasalens.errors import NasalensError
-from nasalens.models import Head, adapt
+from nasalens.models import HeadLike, adapt
 from nasalens.models.interface import HookFn
 from nasalens.patching.ablation import check_how
 from nasalens.patching.rows import (
@@ -33,7 +33,6 @@ from nasalens.patching.rows import (
     PatchRegion,
     RowTracker,
     by_layer,
-    check_heads,
     region_offsets,
 )
 from nasalens.prompts import Batch
@@ -84,7 +83,7 @@ def _shares(rows: Tensor, mask: Tensor, mass: Tensor) -> Tensor:
 
 def attention_hooks(
     model: object,
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     batch: Batch,
     *,
     how: AttentionKind = "move",
@@ -113,7 +112,7 @@ def attention_hooks(
     if not 0.0 <= fraction <= 1.0:
         raise NasalensError(f"fraction must be in [0, 1], got {fraction}")
     adapter = adapt(model)
-    checked = check_heads(adapter.info, heads)
+    checked = adapter.info.check_heads(heads)
     count = region_offsets(batch, region)
     if not (batch.pos_cand.any(dim=1).all() and batch.neg_cand.any(dim=1).all()):
         raise NasalensError(
@@ -135,7 +134,7 @@ def attention_hooks(
 @contextmanager
 def move_attention(
     model: object,
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     batch: Batch,
     *,
     how: AttentionKind = "move",

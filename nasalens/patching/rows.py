@@ -9,7 +9,6 @@ offset from the answer position and find which row of a bound batch a row is.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -18,7 +17,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from nasalens.errors import NasalensError
-from nasalens.models import Head, ModelInfo
+from nasalens.models import Head
 from nasalens.models.interface import HookFn, ModelAdapter
 from nasalens.prompts import Batch
 
@@ -27,20 +26,6 @@ Hooks = list[tuple[str, HookFn]]
 #: Which positions an intervention touches, counted back from each row's answer position:
 #: L_I..answer ("after_instruction", where NAS is measured), the answer only, or every real one.
 PatchRegion = Literal["after_instruction", "answer", "all"]
-
-
-def check_heads(info: ModelInfo, heads: Sequence[Head | tuple[int, int]]) -> list[Head]:
-    """Return ``heads`` as `Head`s after checking that each exists once.
-
-    Raises:
-        NasalensError: When a head is out of range for the model or appears twice.
-    """
-    checked = [info.check_head(Head(*h)) for h in heads]
-    counts = Counter(checked)
-    dup = next((h for h in checked if counts[h] > 1), None)
-    if dup is not None:
-        raise NasalensError(f"head {dup} appears twice in the heads to intervene on; list it once")
-    return checked
 
 
 def by_layer(heads: Sequence[Head]) -> dict[int, list[int]]:

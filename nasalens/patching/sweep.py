@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 
 from nasalens.data.builtin_sets import builtin_questions
 from nasalens.data.sample import Sample
+from nasalens.deprecation import renamed_arguments
 from nasalens.errors import NasalensError
+from nasalens.heads import HeadSet
 from nasalens.metrics import answer_logprobs, candidate_logprobs
 from nasalens.models import Head, adapt
 from nasalens.models.interface import HookFn, ModelAdapter
@@ -89,12 +91,22 @@ class PatchResult:
         """
         return (self.patched.mean(dim=0) - self.corrupt.mean()) / self.gap
 
-    def top(self, n: int = 10) -> list[Head]:
-        """The ``n`` heads that restore most, best first."""
+    def ranking(self) -> HeadSet:
+        """Every head ranked by the share of the gap it restores, best first."""
         flat = self.restored.flatten()
         n_heads = self.patched.shape[2]
-        order = torch.argsort(flat, descending=True, stable=True)[:n]
-        return [Head(int(i) // n_heads, int(i) % n_heads) for i in order]
+        order = torch.argsort(flat, descending=True, stable=True)
+        return HeadSet(
+            tuple(Head(int(i) // n_heads, int(i) % n_heads) for i in order),
+            {"restored": tuple(float(flat[i]) for i in order)},
+            "patching",
+            "restored",
+            {"region": self.region, "n_samples": len(self.sample_ids)},
+        )
+
+    def top(self, n: int = 10) -> HeadSet:
+        """The ``n`` heads that restore most, best first, with their ``restored`` share."""
+        return self.ranking().top(n)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per head: layer, head, name, restored, patched_logit_diff (mean)."""
@@ -111,6 +123,7 @@ class PatchResult:
         )
 
 
+@renamed_arguments(k="n_shots")
 def contrast(
     model: object,
     samples: Sequence[Sample],
@@ -118,19 +131,19 @@ def contrast(
     clean: ContrastKind = "yes_shots",
     template: Template | None = None,
     shots: Sequence[Sample] | None = None,
-    k: int = 4,
+    n_shots: int = 4,
 ) -> tuple[Batch, Batch]:
     """Encode the clean and the corrupt prompt of each sample (see the module docstring).
 
     Args:
         model: A model from `nasalens.load_model`.
         samples: The questions, usually gold-Yes samples the model answers "No".
-        clean: "yes_shots" (k solved examples answered "Yes" before the question) or "swap"
+        clean: "yes_shots" (solved examples answered "Yes" before the question) or "swap"
             (the instruction lists the negative candidate first).
         template: The corrupt template (default: the paper's Prompt I).
-        shots: The solved examples for "yes_shots" (default: the first ``k`` positives of the
-            built-in probe set whose question is not among ``samples``).
-        k: How many default shots.
+        shots: The solved examples for "yes_shots" (default: the first ``n_shots`` positives of
+            the built-in probe set whose question is not among ``samples``).
+        n_shots: How many default shots.
 
     Returns:
         ``(clean, corrupt)`` batches, row ``i`` of each from ``samples[i]``.
@@ -144,7 +157,7 @@ def contrast(
         if shots is None:
             asked = {s.question for s in samples}
             pool = [q.positive() for q in builtin_questions("probe") if q.question not in asked]
-            shots = pool[:k]
+            shots = pool[:n_shots]
         cleaned = dataclasses.replace(
             base, shots=tuple(shots), name=f"{base.name}-{len(shots)}yes_shots"
         )
@@ -158,7 +171,7 @@ def contrast(
         cleaned = dataclasses.replace(base, instruction=swapped, name=f"{base.name}-swapped")
     else:
         raise NasalensError(f"unknown clean={clean!r}; use 'yes_shots' or 'swap'")
-    return encode(model, samples, cleaned), encode(model, samples, base)
+    return encode(model, samples, template=cleaned), encode(model, samples, template=base)
 
 
 def patch_heads(

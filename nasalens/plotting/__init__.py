@@ -1,14 +1,12 @@
 """Figures (plotly): one module per subject — heads, validation, tuning, analysis.
 
-Functions return plotly figures; tests check their data, not their pixels. `save_html` and
-`save_png` write them (PNG needs kaleido and a Chromium browser).
+Every figure function is ``plot_<subject>`` (and `heatmap`, the attention on the candidates of
+one prompt). Functions return plotly figures; tests check their data, not their pixels.
+`save_html` and `save_png` write them (PNG needs kaleido and a Chromium browser).
 """
 
-from nasalens.plotting.analysis import (
-    confidence_histograms,
-    generalization_figure,
-    scenario_figure,
-)
+from nasalens.deprecation import renamed
+from nasalens.plotting.analysis import plot_confidence, plot_generalization, plot_scenarios
 from nasalens.plotting.export import save_html, save_png
 from nasalens.plotting.heads import attention_view, heatmap, plot_head_scores
 from nasalens.plotting.tuning import plot_comparison, plot_nasa
@@ -16,16 +14,21 @@ from nasalens.plotting.validation import plot_head_effects, plot_patching, plot_
 
 __all__ = [
     "attention_view",
-    "confidence_histograms",
-    "generalization_figure",
     "heatmap",
     "plot_comparison",
+    "plot_confidence",
+    "plot_generalization",
     "plot_head_effects",
     "plot_head_scores",
     "plot_nasa",
     "plot_patching",
+    "plot_scenarios",
     "plot_validation",
     "save_html",
     "save_png",
-    "scenario_figure",
 ]
+
+# Names before 0.2, kept for one release (each call warns).
+generalization_figure = renamed(plot_generalization, "generalization_figure")
+confidence_histograms = renamed(plot_confidence, "confidence_histograms")
+scenario_figure = renamed(plot_scenarios, "scenario_figure")

@@ -26,7 +26,7 @@ ScenarioMetric = Literal["recall_minus_precision", "share_no", "share_idk", "acc
 _COLORS = {"TP": "#2a9d8f", "FP": "#e9c46a", "TN": "#264653", "FN": "#e76f51"}
 
 
-def generalization_figure(frame: pd.DataFrame, *, metric: GridMetric = "accuracy") -> go.Figure:
+def plot_generalization(frame: pd.DataFrame, *, metric: GridMetric = "accuracy") -> go.Figure:
     """Plot one metric of the generalization grid as grouped bars.
 
     One panel per candidate pair; bars by instruction, one colour per model and shot count.
@@ -66,7 +66,7 @@ def generalization_figure(frame: pd.DataFrame, *, metric: GridMetric = "accuracy
     return fig
 
 
-def confidence_histograms(
+def plot_confidence(
     before: EvalResult, after: EvalResult | None = None, *, bins: int = 10
 ) -> go.Figure:
     """Plot P(decision) by outcome (TP, FP, TN, FN), before and after tuning.
@@ -105,7 +105,7 @@ def confidence_histograms(
     return fig
 
 
-def scenario_figure(
+def plot_scenarios(
     summary: pd.DataFrame, *, metric: ScenarioMetric = "recall_minus_precision"
 ) -> go.Figure:
     """Plot one column of `Scenarios.to_frame` as bars: scenarios by knowledge category.
@@ -146,16 +146,16 @@ def analysis_section(analysis: Analysis) -> str:
     parts = [f"<section><h2>Analysis: {name}</h2>"]
     parts += _table("Prompt I decisions", analysis.to_frame())
     parts += _table("Generalization across prompts", analysis.generalization)
-    parts.append(_figure(generalization_figure(analysis.generalization)))
+    parts.append(_figure(plot_generalization(analysis.generalization)))
     parts += _table("Knowledge categories (base model)", analysis.knowledge.to_frame())
     parts += _table("False negatives by knowledge category", analysis.fn_composition)
     if analysis.shifts is not None:
         parts += _table("Decision shifts after tuning", analysis.shifts)
     summary = analysis.scenarios.to_frame()
     parts += _table("Prompting scenarios (base model)", summary)
-    parts.append(_figure(scenario_figure(summary)))
-    parts.append(_figure(scenario_figure(summary, metric="share_no")))
-    parts.append(_figure(confidence_histograms(analysis.before, analysis.after)))
+    parts.append(_figure(plot_scenarios(summary)))
+    parts.append(_figure(plot_scenarios(summary, metric="share_no")))
+    parts.append(_figure(plot_confidence(analysis.before, analysis.after)))
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
-from nasalens.models import Head, adapt
+from nasalens.models import Head, HeadLike, adapt, as_heads
 from nasalens.prompts import Template, encode
 from nasalens.scores import NasScores, Region, nas, region_mask
 
@@ -85,7 +85,7 @@ def heatmap(
         >>> fig.show()                                                        # doctest: +SKIP
     """
     sample = as_sample(sample_or_prompt)
-    batch = encode(model, [sample], template)
+    batch = encode(model, [sample], template=template)
     scores = nas(model, batch, region=region, progress=False)
     tok = adapt(model).tokenizer
     words = (
@@ -169,7 +169,7 @@ def _candidate_figure(
     return fig
 
 
-def plot_head_scores(scores: NasScores, heads: Sequence[Head | str] | None = None) -> go.Figure:
+def plot_head_scores(scores: NasScores, heads: Sequence[HeadLike] | None = None) -> go.Figure:
     """Plot single-head NAS as a layer x head map, with selected heads marked.
 
     Args:
@@ -192,7 +192,7 @@ def plot_head_scores(scores: NasScores, heads: Sequence[Head | str] | None = Non
     """
     values = scores.head.detach().cpu().double().numpy()
     n_layers, n_heads = values.shape
-    marked = _parse(heads or ())
+    marked = as_heads(heads or ())
     for h in marked:
         if not (0 <= h.layer < n_layers and 0 <= h.head < n_heads):
             raise NasalensError(
@@ -256,7 +256,7 @@ def plot_head_scores(scores: NasScores, heads: Sequence[Head | str] | None = Non
 def attention_view(
     model: object,
     sample_or_prompt: Sample | str,
-    heads: Sequence[Head | str],
+    heads: Sequence[HeadLike],
     *,
     template: Template | None = None,
 ) -> circuitsvis.utils.render.RenderedHTML:
@@ -281,7 +281,7 @@ def attention_view(
     import circuitsvis.attention
 
     patterns, tokens = head_patterns(model, sample_or_prompt, heads, template=template)
-    names = [str(h) for h in _parse(heads)]
+    names = [str(h) for h in as_heads(heads)]
     return circuitsvis.attention.attention_heads(
         attention=patterns, tokens=tokens, attention_head_names=names
     )
@@ -290,7 +290,7 @@ def attention_view(
 def head_patterns(
     model: object,
     sample_or_prompt: Sample | str,
-    heads: Sequence[Head | str],
+    heads: Sequence[HeadLike],
     *,
     template: Template | None = None,
 ) -> tuple[Float[Tensor, "head query key"], list[str]]:
@@ -314,8 +314,8 @@ def head_patterns(
     adapter = adapt(model)
     if not heads:
         raise NasalensError("no heads to show; pass heads such as ['L17H7'] or a HeadSet")
-    chosen = [adapter.info.check_head(h) for h in _parse(heads)]
-    batch = encode(model, [as_sample(sample_or_prompt)], template)
+    chosen = adapter.info.check_heads(heads)
+    batch = encode(model, [as_sample(sample_or_prompt)], template=template)
     store: dict[int, Tensor] = {}
 
     def keep(pattern: Tensor, hook: object) -> None:
@@ -330,11 +330,6 @@ def head_patterns(
     tok = adapter.tokenizer
     tokens = [tok.decode([int(t)]) for t in batch.tokens[0]]
     return patterns, tokens
-
-
-def _parse(heads: Sequence[Head | str]) -> list[Head]:
-    """Heads given as `Head`s or as names like ``"L17H7"``."""
-    return [Head.parse(h) if isinstance(h, str) else Head(int(h[0]), int(h[1])) for h in heads]
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -15,6 +15,7 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from nasalens.data.sample import Sample
+from nasalens.deprecation import keyword_only
 from nasalens.errors import NasalensError
 from nasalens.models import adapt
 from nasalens.prompts.templates import Rendered, Span, Template, binary
@@ -113,11 +114,12 @@ class Batch:
             yield index, self.select(index)
 
 
+@keyword_only("template", 2)
 def encode(
     model: object,
     samples: Sequence[Sample],
-    template: Template | None = None,
     *,
+    template: Template | None = None,
     padding_side: PaddingSide = "right",
     max_length: int | None = None,
     truncate: Literal["error", "left"] = "error",

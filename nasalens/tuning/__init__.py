@@ -7,8 +7,21 @@ checkpoint; `evaluation` compares baseline and tuned.
 """
 
 from nasalens.tuning.config import NasaConfig
-from nasalens.tuning.nasa import NasaResult, nasa
+from nasalens.tuning.evaluation import Comparison, compare
+from nasalens.tuning.export import export
+from nasalens.tuning.nasa import nasa
 from nasalens.tuning.probe import ProbeSet, probe_set
+from nasalens.tuning.result import NasaResult
 from nasalens.tuning.selection import select_heads
 
-__all__ = ["NasaConfig", "NasaResult", "ProbeSet", "nasa", "probe_set", "select_heads"]
+__all__ = [
+    "Comparison",
+    "NasaConfig",
+    "NasaResult",
+    "ProbeSet",
+    "compare",
+    "export",
+    "nasa",
+    "probe_set",
+    "select_heads",
+]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from nasalens.artifacts import read_json, write_json
+from nasalens.deprecation import renamed_arguments, warn
 from nasalens.errors import NasalensError
 from nasalens.scores import DEFAULT_EPS, Region
 
@@ -23,6 +24,9 @@ ModelNas = Literal["all", "selected"]
 Halting = Literal["nas", "share_yes", "never"]
 Schedule = Literal["linear", "constant"]
 Select = Literal["nas", "causal"]
+
+#: Keys of NasaConfig that were renamed (old -> new); old run folders and TOML files still load.
+RENAMED = {"n_heads": "top_n"}
 
 
 @dataclass(frozen=True)
@@ -51,18 +55,21 @@ class NasaConfig:
     the query rows only (Table 19), "random" random heads with the same per-layer counts,
     trained as "qk" (Table 20)."""
     select: Select = "nas"
-    """How heads are chosen when a run is not given them (`select_heads`): "nas" (the paper:
+    """How `nasa` ranks heads when it is not given them (`select_heads`): "nas" (the paper:
     consistently in the per-sample top-k by NAS) or "causal" (largest rise of the Yes-No logit
     difference when the head alone is mean-ablated on the training FN samples; finds heads
-    whose route to "No" NAS cannot see, at the cost of one pass per head)."""
+    whose route to "No" NAS cannot see)."""
     k: int = 100
-    """Per-sample top-k when heads are selected for a run (the paper, tuning: 100)."""
-    n_heads: int = 30
-    """Heads selected for a run, most negative first (the paper, tuning: 30)."""
+    """Per-sample top-k of the "nas" selection (the paper, tuning: 100)."""
+    top_n: int = 30
+    """Heads NASA tunes: the first top_n of the ranking it is given or makes (the paper,
+    tuning: 30). (Named ``n_heads`` before 0.2, which TransformerLens uses for heads per
+    layer.)"""
     consistency: float = 0.9
-    """Share of samples whose top-k must hold a head for it to be selected (0.9)."""
+    """Share of samples whose top-k must hold a head for the "nas" selection (0.9)."""
     val_fraction: float = 0.2
-    """Share of FN held out as the validation set V (seeded)."""
+    """Share of FN held out as the validation set V (seeded), when `nasa` builds the probing
+    set from questions."""
     seed: int = 0
     """Seed of the V split, the batch order and random heads."""
     region: Region = "after_instruction"
@@ -116,7 +123,7 @@ class NasaConfig:
             ("max_epochs", self.max_epochs >= 1, "at least 1"),
             ("warmup", 0 <= self.warmup < 1, "a share in [0, 1)"),
             ("k", self.k >= 1, "at least 1"),
-            ("n_heads", self.n_heads >= 1, "at least 1"),
+            ("top_n", self.top_n >= 1, "at least 1"),
             ("consistency", 0 < self.consistency <= 1, "a share in (0, 1]"),
             ("val_fraction", 0 < self.val_fraction < 1, "a share in (0, 1)"),
             ("eps", 0 < self.eps < 1, "a small positive number"),
@@ -143,6 +150,13 @@ class NasaConfig:
         Raises:
             NasalensError: When a key is not a field (the message names it) or a value is bad.
         """
+        payload = dict(payload)
+        for old, new in RENAMED.items():
+            if old in payload:
+                if new in payload:
+                    raise NasalensError(f"{where}: give {new} only ({old} is its old name)")
+                warn(f"NasaConfig key {old!r} (in {where})", repr(new))
+                payload[new] = payload.pop(old)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(payload) - known)
         if unknown:
@@ -188,3 +202,6 @@ class NasaConfig:
         if not isinstance(table, dict):
             raise NasalensError(f"{path}: [nasa] must be a table of NasaConfig fields")
         return cls.from_dict(table, where=str(path))
+
+
+NasaConfig.__init__ = renamed_arguments(**RENAMED)(NasaConfig.__init__)  # type: ignore[method-assign]

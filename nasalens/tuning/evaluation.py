@@ -21,13 +21,13 @@ from tqdm.auto import tqdm
 
 from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample
+from nasalens.deprecation import renamed_arguments
 from nasalens.errors import NasalensError
 from nasalens.generation import short_answers
 from nasalens.metrics import Decider, EvalResult, auroc, candidate_logprobs, evaluate
 from nasalens.models import adapt
 from nasalens.prompts import Batch, binary, encode
-from nasalens.scores import DEFAULT_EPS, Region, nas
-from nasalens.tuning.vstats import nas_hooks
+from nasalens.scores import DEFAULT_EPS, Region, nas, nas_hooks
 
 SHIFTED = "shifted, not debiased"
 DEBIASED = "recall and AUROC rose"
@@ -67,15 +67,20 @@ class NasWatch:
         chunks = tqdm(batch.chunks(chunk_size), total=total, desc="answers", disable=not progress)
         with torch.no_grad():
             for index, sub in chunks:
-                per = torch.zeros(len(sub), geo.n_layers, geo.n_heads)
-                hooks = nas_hooks(
-                    adapter, sub, range(geo.n_layers), per, eps=self.eps, region=self.region
-                )
+                per = torch.zeros(3, len(sub), geo.n_layers, geo.n_heads)
+                hooks = nas_hooks(adapter, sub, per, eps=self.eps, region=self.region)
                 logits = adapter.logits_at(sub.tokens, sub.attention_mask, sub.answer_pos, hooks)
                 out[index] = candidate_logprobs(logits, sub).cpu()
-                per_row[index] = per.sum(dim=(1, 2))
+                per_row[index] = per[0].sum(dim=(1, 2))
         self.model_nas = per_row
         return out
+
+
+#: The columns `Comparison.to_frame` shows, in order.
+COMPARISON_COLUMNS = (
+    "set", "model", "n", "accuracy", "precision", "recall", "recall_lo", "recall_hi", "auroc",
+    "auroc_lo", "auroc_hi", "share_yes", "verdict",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,6 +105,14 @@ class Comparison:
         models = list(dict.fromkeys(self.table["model"]))
         sets = list(dict.fromkeys(self.table["set"]))
         return f"Comparison({len(models)} models x {len(sets)} sets, baseline={self.baseline!r})"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per set and model: decision metrics, intervals, share of Yes, verdict.
+
+        Recall and AUROC carry their bootstrap intervals; ``table`` holds every column.
+        """
+        wanted = [c for c in COMPARISON_COLUMNS if c in self.table.columns]
+        return self.table[wanted].copy()
 
 
 def compare(
@@ -147,14 +160,14 @@ def compare(
             results[(set_name, name)] = result
             row = {"set": set_name, "model": name, **result.summary}
             for metric in INTERVAL_METRICS:
-                row[f"{metric}_lo"], row[f"{metric}_hi"] = result.interval(metric, n=n_boot)
+                row[f"{metric}_lo"], row[f"{metric}_hi"] = result.interval(metric, n_boot=n_boot)
             row["model_nas"] = model_nas
             rows.append(row)
     table = pd.DataFrame(rows)
     table["verdict"] = [
         "baseline"
         if r["model"] == base_name
-        else verdict(results[(r["set"], base_name)], results[(r["set"], r["model"])], n=n_boot)
+        else verdict(results[(r["set"], base_name)], results[(r["set"], r["model"])], n_boot=n_boot)
         for _, r in table.iterrows()
     ]
     kept = pd.DataFrame(
@@ -174,18 +187,19 @@ def _evaluate(
 ) -> tuple[EvalResult, float]:
     """Decisions and mean model NAS; a `Decider`'s NAS is its model's under its own hooks."""
     if isinstance(model, Decider):
-        batch = encode(model.model, samples, binary())
+        batch = encode(model.model, samples, template=binary())
         result = evaluate(model, batch, chunk_size=chunk_size, progress=progress, name=name)
         hooks = model.hooks(batch) if callable(getattr(model, "hooks", None)) else ()  # type: ignore[attr-defined]
         scores = nas(model.model, batch, chunk_size=chunk_size, progress=False, fwd_hooks=hooks)
         return result, scores.model
     watch = NasWatch(model)
-    batch = encode(model, samples, binary())
+    batch = encode(model, samples, template=binary())
     result = evaluate(watch, batch, chunk_size=chunk_size, progress=progress, name=name)
     return result, float(watch.model_nas.mean())
 
 
-def verdict(base: EvalResult, tuned: EvalResult, *, n: int = 1000, seed: int = 0) -> str:
+@renamed_arguments(n="n_boot")
+def verdict(base: EvalResult, tuned: EvalResult, *, n_boot: int = 1000, seed: int = 0) -> str:
     """Say whether ``tuned`` was debiased or only shifted, relative to ``base``.
 
     Recall (and AUROC) "rose" when the lower end of the paired bootstrap 95% interval of its
@@ -207,7 +221,7 @@ def verdict(base: EvalResult, tuned: EvalResult, *, n: int = 1000, seed: int = 0
     pa, pb = a["p_yes"].to_numpy(dtype=float), b["p_yes"].to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
     d_recall, d_auroc = [], []
-    for idx in rng.integers(0, len(gold), size=(n, len(gold))):
+    for idx in rng.integers(0, len(gold), size=(n_boot, len(gold))):
         g = gold[idx]
         if g.all() or not g.any():
             continue

@@ -15,25 +15,27 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-import pandas as pd
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from nasalens.data.sample import Question
 from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet, random_like
-from nasalens.models import Head, adapt
+from nasalens.models import Head, HeadLike, adapt
 from nasalens.models.interface import ModelAdapter, ParamSlice
 from nasalens.prompts import Batch, binary, encode
 from nasalens.scores import nas
 from nasalens.tuning import train
 from nasalens.tuning.config import NasaConfig
-from nasalens.tuning.probe import ProbeSet
+from nasalens.tuning.probe import ProbeSet, probe_set
+from nasalens.tuning.result import NasaResult, trained_slices
+from nasalens.tuning.selection import select_heads
 from nasalens.tuning.vstats import ValView, VStats, nas_scale
 
 logger = logging.getLogger(__name__)
+
 
 #: Called with each JSON-ready log record (one per epoch, one per head).
 OnRecord = Callable[[dict], None]
@@ -41,72 +43,27 @@ OnRecord = Callable[[dict], None]
 OnHead = Callable[[int, dict[str, Tensor], bool], None]
 
 
-@dataclass(frozen=True, eq=False)
-class NasaResult:
-    """A tuned model and what happened to each head.
-
-    Attributes:
-        model: The tuned copy (the model passed in is left unchanged).
-        heads: The heads that were in line to train, in order (random ones in mode "random").
-        records: Every log record: one per epoch (``event="epoch"``) and one per head
-            (``event="head"``, with decision "kept" or "cancelled" and ``halted``).
-        tau: The early-halting threshold the run used (in the config's log base).
-        config: The settings.
-    """
-
-    model: torch.nn.Module
-    heads: HeadSet
-    records: tuple[dict, ...]
-    tau: float
-    config: NasaConfig = field(default_factory=NasaConfig)
-
-    def __repr__(self) -> str:
-        kept = ", ".join(str(h) for h in self.kept) or "none"
-        return f"NasaResult({len(self.head_records)} heads tuned, kept: {kept})"
-
-    @property
-    def head_records(self) -> list[dict]:
-        """The per-head records, in order."""
-        return [r for r in self.records if r["event"] == "head"]
-
-    @property
-    def kept(self) -> list[Head]:
-        """Heads whose update was kept."""
-        return [Head.parse(r["head"]) for r in self.head_records if r["decision"] == "kept"]
-
-    @property
-    def halted(self) -> bool:
-        """Whether early halting ended the run before the last head."""
-        return any(r["halted"] for r in self.head_records)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per tuned head: layer, head, name, decision, epochs, NAS and share Yes."""
-        rows = []
-        for r in self.head_records:
-            h = Head.parse(r["head"])
-            rest = {k: v for k, v in r.items() if k not in ("event", "head")}
-            rows.append({"layer": h.layer, "head": h.head, "name": str(h), **rest})
-        return pd.DataFrame(rows)
-
-    def epochs_frame(self) -> pd.DataFrame:
-        """One row per epoch of every head."""
-        return pd.DataFrame([r for r in self.records if r["event"] == "epoch"])
-
-
 def nasa(
     model: object,
-    probe: ProbeSet,
-    heads: Sequence[Head],
+    probe: ProbeSet | Sequence[Question],
+    heads: Sequence[HeadLike] | None = None,
     config: NasaConfig | None = None,
     *,
     progress: bool = True,
 ) -> NasaResult:
     """Tune the negative heads of a copy of ``model`` by Algorithm 1 of the paper.
 
+    Every setting of ``config`` applies: questions become a probing set with its
+    ``val_fraction`` and ``seed``; without ``heads`` the heads are ranked by its ``select``
+    (with ``k`` and ``consistency``, `select_heads`); the first ``top_n`` of the ranking are
+    tuned, in order.
+
     Args:
         model: A model from `nasalens.load_model`; it is not changed.
-        probe: The probing set (`probe_set`): FN to train on, V to watch, TP for tau.
-        heads: The heads, most negative first (as `negative_heads` returns them).
+        probe: The probing set (`probe_set`: FN to train on, V to watch, TP for tau), or
+            short-answer questions to build it from.
+        heads: A ranking of heads, first tuned first (e.g. `negative_heads`, `rank_heads`,
+            names like "L17H7"); default: chosen by ``config.select``.
         config: Settings; default: the paper's (`NasaConfig`).
         progress: Show progress bars per head and epoch.
 
@@ -118,10 +75,17 @@ def nasa(
         AssertionError: When a parameter outside the trained rows changed (a bug, never ignored).
 
     Example:
-        >>> result = nasalens.nasa(model, probe, heads, NasaConfig(lr=1e-3))  # doctest: +SKIP
-        >>> result.kept                                                        # doctest: +SKIP
+        >>> config = nasalens.NasaConfig(lr=1e-3, top_n=10, select="causal")  # doctest: +SKIP
+        >>> result = nasalens.nasa(model, questions, config=config)           # doctest: +SKIP
+        >>> result.kept                                                       # doctest: +SKIP
     """
     config = config or NasaConfig()
+    if not isinstance(probe, ProbeSet):
+        probe = probe_set(
+            model, probe, val_fraction=config.val_fraction, seed=config.seed, progress=progress
+        )
+    if heads is None:
+        heads = select_heads(model, probe, config, progress=progress)
     base = adapt(model)
     line_up = heads_to_train(base, heads, config)
     tau = threshold(base, probe, line_up, config)
@@ -131,18 +95,23 @@ def nasa(
     return NasaResult(tuned.model, line_up, tuple(records), tau, config)
 
 
-def heads_to_train(adapter: ModelAdapter, heads: Sequence[Head], config: NasaConfig) -> HeadSet:
-    """The heads in line: ``heads`` as given, or matched random heads in mode "random".
+def heads_to_train(adapter: ModelAdapter, heads: Sequence[HeadLike], config: NasaConfig) -> HeadSet:
+    """The heads in line: the first ``config.top_n`` of ``heads``, or matched random heads.
+
+    In mode "random" the line-up is random heads with the same per-layer counts as those
+    first ``top_n``.
 
     Raises:
         NasalensError: When no heads are given or a head does not exist.
     """
     if not heads:
         raise NasalensError("nasa: no heads given; pass negative_heads(scores) or a HeadSet")
-    checked = [adapter.info.check_head(Head(*h)) for h in heads]
+    ranked = HeadSet.of(heads)
+    adapter.info.check_heads(ranked)
+    line_up = ranked.top(config.top_n)
     if config.mode == "random":
-        return random_like(checked, adapter.info, seed=config.seed)[0]
-    return heads if isinstance(heads, HeadSet) else HeadSet.of(checked)
+        return random_like(line_up, adapter.info, seed=config.seed)[0]
+    return line_up
 
 
 def threshold(
@@ -154,8 +123,11 @@ def threshold(
     """
     if not probe.tp:
         return -math.inf
-    batch = encode(adapter.model, probe.tp, binary())
-    scores = nas(adapter.model, batch, eps=cfg.eps, region=cfg.region, progress=False)
+    batch = encode(adapter.model, probe.tp, template=binary())
+    scores = nas(
+        adapter.model, batch, eps=cfg.eps, region=cfg.region, chunk_size=cfg.chunk_size,
+        progress=False,
+    )  # fmt: skip
     per = scores.model_per_sample if cfg.model_nas == "all" else scores.of_heads(list(heads))
     return float(per.min()) * nas_scale(cfg.log_base)
 
@@ -185,15 +157,15 @@ def tune(
             "validation samples (FN); it needs both: use more questions the model knows and "
             "answers 'No' to, or a larger val_fraction"
         )
-    train_batch = encode(tuned.model, probe.train, binary())
-    val_batch = encode(tuned.model, probe.val, binary())
+    train_batch = encode(tuned.model, probe.train, template=binary())
+    val_batch = encode(tuned.model, probe.val, template=binary())
     guard = _Guard(tuned, base)
     emit = on_record or (lambda record: None)
     bar = tqdm(list(heads)[start:], desc="NASA heads", disable=not progress)
     for index, head in enumerate(bar, start=start):
         bar.set_postfix_str(str(head))
         started = time.perf_counter()
-        slices = _slices(tuned, head, config)
+        slices = trained_slices(tuned, head, config)
         guard.begin(slices)
         outcome = _tune_head(
             tuned, head, index, slices, train_batch, val_batch, heads, config, emit, progress
@@ -221,11 +193,6 @@ def tune(
             break
 
 
-def _slices(adapter: ModelAdapter, head: Head, config: NasaConfig) -> list[ParamSlice]:
-    q, k = adapter.qk_slices(head)
-    return [q] if config.mode == "q" else [q, k]
-
-
 def _tune_head(
     adapter: ModelAdapter,
     head: Head,
@@ -233,7 +200,7 @@ def _tune_head(
     slices: list[ParamSlice],
     train_batch: Batch,
     val_batch: Batch,
-    heads: Sequence[Head],
+    heads: HeadSet,
     config: NasaConfig,
     emit: OnRecord,
     progress: bool,

@@ -1,18 +1,17 @@
-"""The probing set of NASA: facts the model knows, split into TP, FN (train) and V, with tau.
+"""The probing set of NASA: facts the model knows, split into TP, FN (train) and V.
 
 A question is *known* when the model's greedy short answer (the paper's Prompt II) matches a
 gold alias (`nasalens.data.answers.matches`: normalization, number words, the last-number rule).
 Each known fact becomes a positive binary sample ("Is the answer {gold}?", expected Yes); the
 model's decision splits them into TP (it says Yes) and FN (it says No). A seeded part of FN is
-held out as the validation set V; the rest is the training set. tau is the smallest model NAS
-over TP.
+held out as the validation set V; the rest is the training set. tau, the smallest model NAS
+over TP, is computed by `nasalens.tuning.nasa.threshold` with the run's settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,11 +22,11 @@ import pandas as pd
 from nasalens.artifacts import read_json, write_json
 from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample
+from nasalens.deprecation import dropped_arguments
 from nasalens.errors import NasalensError
 from nasalens.generation import require_known, short_answers
 from nasalens.metrics import evaluate
-from nasalens.prompts import binary, encode
-from nasalens.scores import DEFAULT_EPS, Region, nas
+from nasalens.prompts import binary
 
 logger = logging.getLogger(__name__)
 
@@ -45,25 +44,21 @@ class ProbeSet:
     Attributes:
         train: FN samples NASA fine-tunes on (known facts the model answers "No").
         val: FN samples held out as the validation set V.
-        tp: Known facts the model answers "Yes" (used for tau).
-        tau: Smallest model NAS over TP (``-inf`` when TP is empty, see `EMPTY_TP_RULE`).
+        tp: Known facts the model answers "Yes" (NASA's tau is their smallest model NAS).
         n_questions: Questions asked.
         answers: One row per question: id, answer, known, and for known ones decision
             ("tp"/"fn") and p_yes.
-        region: The NAS region tau was computed with.
-        eps: The NAS clamp tau was computed with.
         seed: Seed of the V split.
+        val_fraction: Share of FN held out as V.
     """
 
     train: tuple[Sample, ...]
     val: tuple[Sample, ...]
     tp: tuple[Sample, ...]
-    tau: float
     n_questions: int
     answers: pd.DataFrame
-    region: Region = "after_instruction"
-    eps: float = DEFAULT_EPS
     seed: int = 0
+    val_fraction: float = 0.2
 
     @property
     def fn(self) -> tuple[Sample, ...]:
@@ -83,16 +78,14 @@ class ProbeSet:
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
-        return f"ProbeSet({parts}, tau={self.tau:.3f})"
+        return f"ProbeSet({parts})"
 
     def save(self, path: str | Path) -> None:
-        """Write the probing set (samples, tau, counts, answers) as one JSON file."""
+        """Write the probing set (samples, counts, answers) as one JSON file."""
         payload = {
             "counts": self.counts(),
-            "tau": self.tau if math.isfinite(self.tau) else str(self.tau),
-            "region": self.region,
-            "eps": self.eps,
             "seed": self.seed,
+            "val_fraction": self.val_fraction,
             "n_questions": self.n_questions,
             "train": [dataclasses.asdict(s) for s in self.train],
             "val": [dataclasses.asdict(s) for s in self.val],
@@ -103,7 +96,7 @@ class ProbeSet:
 
     @classmethod
     def load(cls, path: str | Path) -> ProbeSet:
-        """Read a probing set written by `save`.
+        """Read a probing set written by `save` (older files' ``tau``, region, eps are ignored).
 
         Raises:
             NasalensError: When the file is missing or malformed.
@@ -122,12 +115,10 @@ class ProbeSet:
                 train=samples("train"),
                 val=samples("val"),
                 tp=samples("tp"),
-                tau=float(payload["tau"]),
                 n_questions=int(payload["n_questions"]),
                 answers=pd.DataFrame(payload["answers"]),
-                region=payload["region"],
-                eps=float(payload["eps"]),
                 seed=int(payload["seed"]),
+                val_fraction=float(payload.get("val_fraction", 0.2)),
             )
         except (AssertionError, KeyError, TypeError) as err:
             raise NasalensError(
@@ -135,20 +126,19 @@ class ProbeSet:
             ) from err
 
 
+@dropped_arguments("region", "eps", why="tau is computed once, by nasa(), with its config")
 def probe_set(
     model: object,
     questions: Sequence[Question],
     *,
     val_fraction: float = 0.2,
     seed: int = 0,
-    region: Region = "after_instruction",
-    eps: float = DEFAULT_EPS,
     max_new_tokens: int = 16,
     chunk_size: int = 16,
     knowledge_model: object | None = None,
     progress: bool = True,
 ) -> ProbeSet:
-    """Build the probing set: what the model knows, split into TP, FN train and V, with tau.
+    """Build the probing set: what the model knows, split into TP, FN train and V.
 
     Args:
         model: A model from `nasalens.load_model`.
@@ -156,8 +146,6 @@ def probe_set(
             ``nasalens.data.builtin_questions("probe")``).
         val_fraction: Share of FN held out as V (at least one sample when FN has two or more).
         seed: Seed of the V split.
-        region: NAS region for tau ("after_instruction": the paper).
-        eps: NAS clamp for tau.
         max_new_tokens: Longest short answer.
         chunk_size: Rows per forward pass.
         knowledge_model: The model whose greedy answers decide what is known; default: ``model``
@@ -168,8 +156,8 @@ def probe_set(
         progress: Show progress bars.
 
     Returns:
-        The probing set; ``.counts()`` gives its sizes. When TP is empty, tau is -inf and a
-        warning says so (`EMPTY_TP_RULE`).
+        The probing set; ``.counts()`` gives its sizes. When TP is empty a warning says what
+        that means for tau (`EMPTY_TP_RULE`).
 
     Raises:
         NasalensError: When no questions are given, ``val_fraction`` is not in (0, 1), or the
@@ -210,7 +198,7 @@ def probe_set(
     tp: list[Sample] = []
     fn: list[Sample] = []
     if known:
-        result = evaluate(model, known, binary(), chunk_size=chunk_size, progress=progress)
+        result = evaluate(model, known, template=binary(), chunk_size=chunk_size, progress=progress)
         decided = result.per_sample.set_index("id")
         for s in known:
             said_yes = bool(decided.loc[s.id, "decision"])
@@ -223,28 +211,11 @@ def probe_set(
     val_ids = _split(fn, val_fraction, seed)
     val = tuple(s for s in fn if s.id in val_ids)
     train = tuple(s for s in fn if s.id not in val_ids)
-    tau = min_model_nas(model, tp, region=region, eps=eps, chunk_size=chunk_size)
     if not tp:
         logger.warning("probing set: %s", EMPTY_TP_RULE)
-    probe = ProbeSet(train, val, tuple(tp), tau, len(questions), frame, region, eps, seed)
+    probe = ProbeSet(train, val, tuple(tp), len(questions), frame, seed, val_fraction)
     logger.info("probing set: %s", probe)
     return probe
-
-
-def min_model_nas(
-    model: object,
-    samples: Sequence[Sample],
-    *,
-    region: Region = "after_instruction",
-    eps: float = DEFAULT_EPS,
-    chunk_size: int = 16,
-) -> float:
-    """Return the smallest model NAS over ``samples`` (tau when they are TP); -inf for none."""
-    if not samples:
-        return -math.inf
-    batch = encode(model, samples, binary())
-    scores = nas(model, batch, chunk_size=chunk_size, eps=eps, region=region, progress=False)
-    return float(scores.model_per_sample.min())
 
 
 def _split(fn: Sequence[Sample], val_fraction: float, seed: int) -> set[str]:

@@ -8,8 +8,6 @@ only NASA on the causally chosen heads (with the stopping rules off) removes the
 
 from __future__ import annotations
 
-import pandas as pd
-
 from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet, negative_heads
 from nasalens.scores import nas
@@ -19,42 +17,41 @@ from nasalens.validation import rank_heads
 
 
 def select_heads(
-    model: object, probe: ProbeSet, config: NasaConfig, *, progress: bool = True
-) -> tuple[HeadSet, pd.DataFrame]:
-    """Choose the ``config.n_heads`` heads a run tunes, as ``config.select`` says.
+    model: object, probe: ProbeSet, config: NasaConfig | None = None, *, progress: bool = True
+) -> HeadSet:
+    """Rank the candidate heads for NASA as ``config.select`` says; NASA tunes the first top_n.
 
     "nas": single-head NAS (region ``config.region``) on the training FN and TP samples; the
     heads in at least ``config.consistency`` of the per-sample top-``config.k`` lists, most
     negative first (`negative_heads`). "causal": every head mean-ablated alone on the training
-    FN samples (`nasalens.validation.rank_heads`), largest rise of the Yes-No logit
-    difference first; this costs one forward pass of the samples per head.
+    FN samples (`nasalens.validation.rank_heads`), largest rise of the Yes-No logit difference
+    first.
 
     Args:
         model: The model to tune.
         probe: Its probing set.
-        config: The run's settings (select, n_heads, k, consistency, region, eps).
+        config: The run's settings (select, k, consistency, region, eps); default: the paper's.
         progress: Show progress bars.
 
     Returns:
-        The heads in tuning order, and the ranking behind them: for "nas" the selected heads'
-        NAS and consistency share, for "causal" every head's ablation effect and rank.
+        The ranking with its scores: for "nas" the heads that pass the consistency rule (their
+        ``nas`` and ``share``), for "causal" every head (its ``effect``).
 
     Raises:
         NasalensError: When the probing set has no training samples.
 
     Example:
-        >>> config = NasaConfig(select="causal", n_heads=10)
-        >>> heads, ranking = select_heads(model, probe, config)  # doctest: +SKIP
+        >>> ranking = select_heads(model, probe, NasaConfig(select="causal"))  # doctest: +SKIP
+        >>> ranking.top(10).to_frame()                                         # doctest: +SKIP
     """
+    config = config or NasaConfig()
     if not probe.train:
         raise NasalensError(
             "select_heads: the probing set has no training samples (FN); heads are chosen on "
             "them, so use more questions the model knows and answers 'No' to"
         )
     if config.select == "causal":
-        ranking = rank_heads(model, list(probe.train), progress=progress)
-        heads = HeadSet.of(list(ranking["name"][: config.n_heads]))
-        return heads, ranking
+        return rank_heads(model, list(probe.train), progress=progress)
     scores = nas(
         model,
         [*probe.train, *probe.tp],
@@ -62,5 +59,4 @@ def select_heads(
         eps=config.eps,
         progress=progress,
     )
-    heads = negative_heads(scores, k=config.k, n=config.n_heads, consistency=config.consistency)
-    return heads, heads.to_frame()
+    return negative_heads(scores, k=config.k, top_n=None, consistency=config.consistency)

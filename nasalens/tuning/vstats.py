@@ -17,9 +17,9 @@ from torch import Tensor
 
 from nasalens.metrics import candidate_logprobs
 from nasalens.models import Head
-from nasalens.models.interface import FwdHooks, ModelAdapter
+from nasalens.models.interface import ModelAdapter
 from nasalens.prompts import Batch
-from nasalens.scores import Region, nas_from_pattern, region_mask
+from nasalens.scores import Region, heads_sum, nas_hooks
 
 
 @dataclass(frozen=True)
@@ -46,32 +46,6 @@ class VStats:
             f"{prefix}all_nas": self.all_nas,
             f"{prefix}share_yes": self.share_yes,
         }
-
-
-def nas_hooks(
-    adapter: ModelAdapter,
-    batch: Batch,
-    layers: Sequence[int],
-    out: Tensor,
-    *,
-    eps: float,
-    region: Region,
-) -> FwdHooks:
-    """Hooks that write NAS of ``layers`` for the rows of ``batch`` into ``out[:, layer]``."""
-    device = adapter.device
-    pos = batch.pos_cand.float().to(device)
-    neg = batch.neg_cand.float().to(device)
-    where = region_mask(batch, region).to(device)
-
-    def reduce(pattern: Tensor, hook: object) -> None:
-        layer = int(hook.name.split(".")[1])  # type: ignore[attr-defined]
-        width = pattern.shape[-1]
-        score, _, _ = nas_from_pattern(
-            pattern.detach().float(), pos[:, :width], neg[:, :width], where[:, :width], eps
-        )
-        out[:, layer] = score.cpu()
-
-    return [(adapter.hook_name(layer, "pattern"), reduce) for layer in layers]
 
 
 class ValView:
@@ -108,8 +82,8 @@ class ValView:
         with torch.no_grad():
             for start in range(0, len(batch), chunk_size):
                 sub = batch.select(slice(start, start + chunk_size))
-                per = torch.zeros(len(sub), geo.n_layers, geo.n_heads)
-                hooks = nas_hooks(adapter, sub, range(layer), per, eps=eps, region=region)
+                per = torch.zeros(3, len(sub), geo.n_layers, geo.n_heads)
+                hooks = nas_hooks(adapter, sub, per, layers=range(layer), eps=eps, region=region)
                 resid = adapter.resid_pre(sub.tokens, sub.attention_mask, layer, hooks)
                 self.chunks.append((sub, resid.detach(), per))
 
@@ -122,7 +96,7 @@ class ValView:
             for sub, resid, lower in self.chunks:
                 per = lower.clone()
                 hooks = nas_hooks(
-                    adapter, sub, range(self.layer, geo.n_layers), per, eps=self.eps,
+                    adapter, sub, per, layers=range(self.layer, geo.n_layers), eps=self.eps,
                     region=self.region,
                 )  # fmt: skip
                 final = adapter.forward_from(
@@ -130,16 +104,14 @@ class ValView:
                 )
                 logprobs = candidate_logprobs(adapter.unembed(final), sub)
                 diff = logprobs[:, 0] - logprobs[:, 1]
-                per_all.append(per)
+                per_all.append(per[0])
                 diffs.append(diff.cpu())
         per_sample = torch.cat(per_all) * self.scale
         all_nas = float(per_sample.sum(dim=(1, 2)).mean())
         if self.selected is None:
             model_nas = all_nas
         else:
-            layers = torch.tensor([h.layer for h in self.selected])
-            index = torch.tensor([h.head for h in self.selected])
-            model_nas = float(per_sample[:, layers, index].sum(dim=1).mean())
+            model_nas = float(heads_sum(per_sample, self.selected).mean())
         share = float((torch.cat(diffs) > 0).float().mean())
         head_nas = float(per_sample[:, head.layer, head.head].mean())
         return VStats(head_nas, model_nas, all_nas, share)

@@ -12,99 +12,36 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from nasalens.data.sample import Sample
+from nasalens.deprecation import warn
 from nasalens.errors import NasalensError
-from nasalens.heads import random_like
+from nasalens.heads import HeadSet, random_like
 from nasalens.metrics import candidate_logprobs
-from nasalens.models import Head, ModelInfo, adapt
+from nasalens.models import Head, HeadLike, ModelInfo, adapt
 from nasalens.models.interface import FwdHooks, ModelAdapter
 from nasalens.patching import AblationKind, ablation_hooks, head_means
 from nasalens.patching.ablation import ABLATIONS, check_how
-from nasalens.patching.rows import check_heads
 from nasalens.prompts import Batch, Template, encode
-from nasalens.scores import nas_from_pattern, region_mask
+from nasalens.scores import nas_hooks
+from nasalens.validation.result import DIRECTION, VALIDATION_METRICS, HeadValidation
 
 logger = logging.getLogger(__name__)
-
-#: The metrics compared, in table order.
-VALIDATION_METRICS = ("logit_diff", "recall", "precision", "accuracy", "auroc", "model_nas")
-#: +1 where a larger value means less negative bias (beating a random set), -1 where smaller.
-DIRECTION = {m: (-1 if m == "model_nas" else 1) for m in VALIDATION_METRICS}
-
-
-@dataclass(frozen=True)
-class HeadValidation:
-    """The effect of ablating the selected heads, next to random head sets.
-
-    Attributes:
-        heads: The selected heads.
-        controls: The random head sets (same size and layer histogram).
-        how: The ablation ("zero", "mean", "resample").
-        summary: One row per metric: baseline, ablated, effect (ablated - baseline) with its
-            bootstrap 95% interval, the random sets' effects (mean, 2.5 and 97.5 percentiles),
-            vs_random (effect - mean random effect) with its interval, and share_beaten: the
-            share of random sets whose effect the selected heads' effect beats (larger, or
-            smaller for model NAS; ties count one half).
-        random_effects: One row per random set: its heads, how many of them are selected
-            heads (overlap), and its effect on each metric.
-        per_head: One row per selected head ablated alone: layer, head, name, effect on each
-            metric (empty when not computed).
-        per_sample: One row per sample: id, gold, logit_diff and model_nas at baseline and
-            with the selected heads ablated.
-    """
-
-    heads: tuple[Head, ...]
-    controls: tuple[tuple[Head, ...], ...]
-    how: str
-    summary: pd.DataFrame
-    random_effects: pd.DataFrame
-    per_head: pd.DataFrame
-    per_sample: pd.DataFrame
-
-    def __repr__(self) -> str:
-        ld = self.summary.set_index("metric").loc["logit_diff"]
-        beats = f", beats {ld['share_beaten']:.0%} of random sets" if self.controls else ""
-        return (
-            f"HeadValidation({len(self.heads)} heads vs {len(self.controls)} random sets, "
-            f"{len(self.per_sample)} samples, how={self.how!r}: logit_diff effect "
-            f"{ld['effect']:+.3f} [{ld['effect_lo']:+.3f}, {ld['effect_hi']:+.3f}]{beats})"
-        )
-
-    def to_frame(self) -> pd.DataFrame:
-        """The summary, one row per metric."""
-        return self.summary.copy()
-
-    def effect(self, metric: str) -> float:
-        """The selected heads' effect on ``metric`` (ablated - baseline)."""
-        return float(self._row(metric)["effect"])
-
-    def share_beaten(self, metric: str) -> float:
-        """The share of random sets whose effect on ``metric`` the selected heads beat."""
-        return float(self._row(metric)["share_beaten"])
-
-    def _row(self, metric: str) -> pd.Series:
-        if metric not in VALIDATION_METRICS:
-            raise NasalensError(f"unknown metric {metric!r}; use one of {VALIDATION_METRICS}")
-        row = self.summary.set_index("metric").loc[metric]
-        assert isinstance(row, pd.Series)
-        return row
 
 
 def validate_heads(
     model: object,
     samples: Batch | Sequence[Sample],
-    heads: Sequence[Head],
+    heads: Sequence[HeadLike],
     *,
-    controls: int | Sequence[Sequence[Head]] = 20,
+    n_sets: int = 20,
+    controls: Sequence[Sequence[HeadLike]] | int | None = None,
     how: AblationKind = "mean",
     seed: int = 0,
     reference: Batch | Sequence[Sample] | None = None,
@@ -115,7 +52,7 @@ def validate_heads(
     chunk_size: int = 16,
     progress: bool = True,
 ) -> HeadValidation:
-    """Ablate ``heads`` and ``controls`` random head sets, and compare their effects.
+    """Ablate ``heads`` and ``n_sets`` random head sets, and compare their effects.
 
     Model NAS is read from the patterns of the ablated model. Ablating ``hook_z`` leaves the
     ablated heads' own patterns (so their own NAS) unchanged: its change comes from later
@@ -124,9 +61,11 @@ def validate_heads(
     Args:
         model: A model from `nasalens.load_model`.
         samples: The samples to measure on (both gold answers, for precision and AUROC).
-        heads: The selected heads, e.g. from `nasalens.negative_heads`.
-        controls: How many random head sets (same size and per-layer counts), or the control
-            head sets themselves (any sizes).
+        heads: The selected heads, e.g. a ranking's first ten (`nasalens.negative_heads`,
+            `nasalens.rank_heads`) or names like "L17H7".
+        n_sets: How many random head sets, each with the same size and per-layer counts.
+        controls: The control head sets themselves (any sizes), instead of random ones. (A
+            number here is the old spelling of ``n_sets``, deprecated.)
         how: The ablation: "zero", "mean" or "resample" (`nasalens.patching.ablate`).
         seed: Seed of the random sets, the resampling and the bootstrap.
         reference: What "mean" averages over and "resample" draws from (default: ``samples``).
@@ -146,26 +85,31 @@ def validate_heads(
 
     Raises:
         NasalensError: On no heads, a head outside the model (selected or control), an
-            unknown ``how``, or a negative number of controls.
+            unknown ``how``, or a negative ``n_sets``.
 
     Example:
         >>> result = nasalens.validate_heads(model, nasalens.data.builtin("eval"), heads)  # doctest: +SKIP
         >>> result.to_frame()                                                           # doctest: +SKIP
     """  # noqa: E501
     check_how(how, ABLATIONS, "ablation")
-    if (isinstance(controls, int) and controls < 0) or n_boot < 1 or per_head < 0:
+    if isinstance(controls, int):  # before 0.2 `controls` was also the count
+        warn("validate_heads(controls=<int>)", "n_sets=")
+        n_sets, controls = controls, None
+    if n_sets < 0 or n_boot < 1 or per_head < 0:
         raise NasalensError(
-            f"controls, per_head must be >= 0 and n_boot >= 1, got {controls}, {per_head}, {n_boot}"
+            f"n_sets, per_head must be >= 0 and n_boot >= 1, got {n_sets}, {per_head}, {n_boot}"
         )
     adapter = adapt(model)
-    selected = check_heads(adapter.info, heads)
+    selected = adapter.info.check_heads(heads)
     if not selected:
         raise NasalensError("no heads to validate; pass at least one head")
     batch, ref = batch_and_reference(model, samples, reference, template)
-    if isinstance(controls, int):
-        random_sets = _controls(selected, adapter.info, controls, seed, exclude_selected)
+    if controls is None:
+        random_sets = _controls(selected, adapter.info, n_sets, seed, exclude_selected)
+        control_kind = "random"
     else:
-        random_sets = [tuple(check_heads(adapter.info, s)) for s in controls]
+        random_sets = [tuple(adapter.info.check_heads(s)) for s in controls]
+        control_kind = "hand"
     means = head_means(model, ref, chunk_size=chunk_size) if how == "mean" else None
 
     def run(chosen: Sequence[Head]) -> tuple[np.ndarray, np.ndarray]:
@@ -202,8 +146,8 @@ def validate_heads(
         }
     )
     return HeadValidation(
-        heads=tuple(selected),
-        controls=tuple(random_sets),
+        heads=heads if isinstance(heads, HeadSet) else HeadSet(tuple(selected)),
+        controls=tuple(HeadSet(s, method=control_kind) for s in random_sets),
         how=how,
         summary=summary,
         random_effects=random_frame,
@@ -222,10 +166,10 @@ def batch_and_reference(
 
     Shared by `validate_heads` and `nasalens.validation.ranking.rank_heads`.
     """
-    batch = samples if isinstance(samples, Batch) else encode(model, samples, template)
+    batch = samples if isinstance(samples, Batch) else encode(model, samples, template=template)
     if reference is None:
         return batch, batch
-    ref = reference if isinstance(reference, Batch) else encode(model, reference, template)
+    ref = reference if isinstance(reference, Batch) else encode(model, reference, template=template)
     return batch, ref
 
 
@@ -249,35 +193,19 @@ def _measure(
     adapter: ModelAdapter, batch: Batch, hooks: FwdHooks, chunk_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample LD (log P(pos) - log P(neg)) and model NAS, in one pass per chunk."""
-    ld, nas = np.zeros(len(batch)), np.zeros(len(batch))
-    device = adapter.device
-    chunk: dict[str, Tensor] = {}
-
-    def reduce(pattern: Tensor, hook: object) -> None:
-        first = int(chunk["first"])
-        rows = pattern[:, :, first:].float()
-        score = nas_from_pattern(rows, chunk["pos"], chunk["neg"], chunk["where"][:, first:])
-        chunk["total"] += score[0].sum(dim=1)
-
-    n_layers = adapter.info.n_layers
-    reads = [(adapter.hook_name(layer, "pattern"), reduce) for layer in range(n_layers)]
+    ld, model_nas = np.zeros(len(batch)), np.zeros(len(batch))
+    geo = adapter.info
     with torch.no_grad():
         for index, sub in batch.chunks(chunk_size):
-            where = region_mask(sub).to(device)
-            chunk.update(
-                where=where,
-                first=where.any(dim=0).nonzero()[0, 0],
-                pos=sub.pos_cand.float().to(device),
-                neg=sub.neg_cand.float().to(device),
-                total=torch.zeros(len(sub), device=device),
+            out = torch.zeros(3, len(sub), geo.n_layers, geo.n_heads)
+            reads = nas_hooks(adapter, sub, out)
+            logits = adapter.logits_at(
+                sub.tokens, sub.attention_mask, sub.answer_pos, [*hooks, *reads]
             )
-            tokens, mask = sub.tokens, sub.attention_mask
-            logits = adapter.logits_at(tokens, mask, sub.answer_pos, [*hooks, *reads])
             logprobs = candidate_logprobs(logits, sub)
-            diff = logprobs[:, 0] - logprobs[:, 1]
-            ld[index.numpy()] = diff.cpu().numpy()
-            nas[index.numpy()] = chunk["total"].cpu().numpy()
-    return ld, nas
+            ld[index.numpy()] = (logprobs[:, 0] - logprobs[:, 1]).cpu().numpy()
+            model_nas[index.numpy()] = out[0].sum(dim=(1, 2)).numpy()
+    return ld, model_nas
 
 
 def _metrics(

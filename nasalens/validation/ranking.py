@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from nasalens.data.sample import Sample
 from nasalens.errors import NasalensError
+from nasalens.heads import HeadSet
 from nasalens.metrics import candidate_logprobs
 from nasalens.models import Head, adapt
 from nasalens.models.interface import FwdHooks, ModelAdapter
@@ -46,7 +45,7 @@ def rank_heads(
     template: Template | None = None,
     chunk_size: int = 16,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> HeadSet:
     """Rank every head by how much ablating it alone raises the Yes-No logit difference.
 
     NAS ranks heads by where they look; this ranks them by what they do. On the planted-bias
@@ -68,15 +67,15 @@ def rank_heads(
         progress: Show a progress bar over the heads.
 
     Returns:
-        One row per head, the largest rise first: layer, head, name, effect (ablated minus
-        baseline mean Yes-No logit difference), rank.
+        Every head, the largest rise first, with its ``effect`` (ablated minus baseline mean
+        Yes-No logit difference); ``to_frame()`` gives one row per head.
 
     Raises:
         NasalensError: When there are no samples, or as `ablation_hooks`.
 
     Example:
-        >>> ranked = nasalens.validation.rank_heads(model, probe.train)  # doctest: +SKIP
-        >>> heads = nasalens.HeadSet.of(list(ranked["name"][:10]))      # doctest: +SKIP
+        >>> ranking = nasalens.rank_heads(model, probe.train)  # doctest: +SKIP
+        >>> nasalens.validate_heads(model, samples, ranking[:10])  # doctest: +SKIP
     """
     check_how(how, ABLATIONS, "rank_heads")
     if len(samples) == 0:
@@ -89,7 +88,7 @@ def rank_heads(
         raise NasalensError("rank_heads needs a binary template (answer candidates to score)")
     chunks = [sub for _, sub in batch.chunks(chunk_size)]
     base: float | None = None
-    rows = []
+    effects: dict[Head, float] = {}
     bar = tqdm(total=geo.n_layers * geo.n_heads, desc="ablating heads", disable=not progress)
     for layer in range(geo.n_layers):
         # Ablating a head at `layer` leaves the blocks below unchanged: run them once per layer.
@@ -110,11 +109,14 @@ def rank_heads(
                 _logit_diff_from(adapter, resid, layer, sub, hooks)
                 for resid, sub in zip(resids, chunks, strict=True)
             ]
-            effect = float(torch.cat(diffs).mean()) - base
-            rows.append({"layer": layer, "head": h, "name": str(head), "effect": effect})
+            effects[head] = float(torch.cat(diffs).mean()) - base
             bar.update()
     bar.close()
-    frame = pd.DataFrame(rows).sort_values("effect", ascending=False, kind="stable")
-    frame = frame.reset_index(drop=True)
-    frame["rank"] = np.arange(1, len(frame) + 1)
-    return frame
+    order = sorted(effects, key=lambda h: -effects[h])  # stable: ties keep layer order
+    return HeadSet(
+        tuple(order),
+        {"effect": tuple(effects[h] for h in order)},
+        "ablation",
+        "effect",
+        {"how": how, "n_samples": len(batch), "baseline_logit_diff": base},
+    )

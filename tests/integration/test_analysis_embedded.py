@@ -29,7 +29,7 @@ def test_the_embedded_model_knows_some_builtin_facts(embedded_model):
 
 def test_the_idk_read_out_on_real_prompts(embedded_model):
     samples = nl.data.builtin("eval", n=4)
-    batch = nl.encode(embedded_model, samples, idk_template())
+    batch = nl.encode(embedded_model, samples, template=idk_template())
     extra = idk_ids(embedded_model, batch)
     tok = embedded_model.tokenizer
     assert [tok.decode([i]) for i in extra] == ["I", " I"]
@@ -75,7 +75,7 @@ def test_analyze_strategyqa_end_to_end(embedded_model, shared_data):
     result = analyze(
         embedded_model,
         samples,
-        shots=2,
+        n_shots=2,
         which=("plain", "context", "idk"),
         progress=False,
     )

@@ -21,7 +21,7 @@ HEADS = [Head(17, 7), Head(21, 7)]
 def test_validation_runs_and_the_ablation_moves_the_decision(embedded_model):
     samples = nl.data.builtin("eval", n=8)
     result = validate_heads(
-        embedded_model, samples, HEADS, controls=2, per_head=False, n_boot=100, progress=False
+        embedded_model, samples, HEADS, n_sets=2, per_head=False, n_boot=100, progress=False
     )
     table = result.summary.set_index("metric")
     assert table.loc["logit_diff", "effect"] != 0

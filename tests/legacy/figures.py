@@ -57,9 +57,9 @@ def figures(model: torch.nn.Module) -> dict[str, Tensor]:
     samples = make_samples(N_SAMPLES)
     out: dict[str, Tensor] = {}
     for side in ("right", "left"):
-        batch = encode(model, samples, binary(), padding_side=side)
+        batch = encode(model, samples, template=binary(), padding_side=side)
         out[f"nas_{side}"] = nas(model, batch, progress=False).per_sample
-    batch = encode(model, samples, binary())
+    batch = encode(model, samples, template=binary())
     assert batch.pos_target is not None and batch.neg_target is not None
     ablated, trained = plan(model)
     for how in ("none", "zero", "mean"):
