@@ -103,12 +103,18 @@ def test_tune_selects_heads_by_nas_and_reads_a_toml_config(tiny_dir, knows_some,
 
 def test_tune_selects_heads_causally_and_writes_the_ranking(tiny_dir, knows_some, tmp_path):
     run = tmp_path / "run"
-    args = ["tune", "--model", tiny_dir, "--out", run, "--select", "causal", "--n-heads", "2"]
+    args = ["tune", "--model", tiny_dir, "--out", run, "--preset", "causal", "--top-n", "2"]
     invoke(*args, "--max-epochs", "1", "--batch-size", "4", "--lr", "0.01", "--no-progress")
     ranking = pd.read_csv(run / "heads-causal.csv")
-    assert len(ranking) == 8 and (ranking["effect"].diff().dropna() <= 0).all()
+    assert len(ranking) == 8 and ranking["verified"].sum() >= 2  # the verified ranking
+    verified = ranking[ranking["verified"] == 1]
+    assert (verified["effect"].diff().dropna() <= 0).all() and list(verified.index) == list(
+        range(len(verified))
+    )  # verified heads first, by their exact effect
     assert json.loads((run / "heads.json").read_text())["heads"] == list(ranking["name"][:2])
-    assert json.loads((run / "config.json").read_text())["select"] == "causal"
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["select"] == "causal" and stored["halting"] == "never"  # the preset
+    assert stored["early_stopping"] is False and stored["top_n"] == 2
 
 
 def test_tune_refuses_a_run_with_other_settings(tiny_dir, knows_some, tmp_path):

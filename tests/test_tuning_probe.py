@@ -172,3 +172,17 @@ def test_knowledge_can_come_from_a_reference_model(tiny_model, monkeypatch):
     reference = object()
     probe = probe_set(tiny_model, questions(4), knowledge_model=reference, progress=False)
     assert asked == [reference] and probe.counts()["known"] == 3
+
+
+def test_presets_and_a_toml_file_on_top_of_one(tmp_path):
+    causal = NasaConfig.preset("causal", lr=1e-3)
+    assert causal.select == "causal" and causal.lr == 1e-3 and causal.halting == "never"
+    assert not causal.early_stopping and not causal.cancellation
+    assert NasaConfig.preset("paper") == NasaConfig()
+    with pytest.raises(NasalensError, match="unknown NasaConfig preset"):
+        NasaConfig.preset("fast")
+    toml = tmp_path / "nasa.toml"
+    toml.write_text("[nasa]\nmax_epochs = 3\n")
+    layered = NasaConfig.from_toml(toml, base=causal)
+    assert layered == causal.replace(max_epochs=3)  # what the file leaves out, the preset says
+    assert NasaConfig.from_toml(toml) == NasaConfig(max_epochs=3)

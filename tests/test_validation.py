@@ -173,35 +173,6 @@ def test_patching_map_is_layer_by_head(tiny_model):
     torch.testing.assert_close(torch.tensor(np.asarray(fig.data[0].z)), swept.restored)
 
 
-@pytest.mark.parametrize(("how", "chunk_size"), [("mean", 16), ("zero", 16), ("mean", 4)])
-def test_rank_heads_matches_ablating_each_head_by_hand(tiny_model, batch, how, chunk_size):
-    """The layer-skipping sweep equals full forward passes with each head ablated."""
-    from nasalens.models import info
-    from nasalens.validation import rank_heads
-
-    ranking = rank_heads(tiny_model, batch, how=how, chunk_size=chunk_size, progress=False)
-    ranked = ranking.to_frame()
-    geo = info(tiny_model)
-    assert len(ranked) == geo.n_layers * geo.n_heads and len(set(ranked["name"])) == len(ranked)
-    assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
-    assert ranking.method == "ablation" and ranking.by == "effect" and ranking.meta["how"] == how
-    assert (np.diff(ranked["effect"].to_numpy()) <= 0).all()
-    base = evaluate(tiny_model, batch, progress=False).per_sample["logit_diff"].mean()
-    for _, row in ranked.iterrows():
-        with ablate(tiny_model, [Head(row["layer"], row["head"])], how=how, reference=batch):
-            ablated = evaluate(tiny_model, batch, progress=False).per_sample["logit_diff"].mean()
-        assert row["effect"] == pytest.approx(ablated - base, abs=1e-5)
-
-
-def test_rank_heads_rejects_bad_input(tiny_model, batch):
-    from nasalens.validation import rank_heads
-
-    with pytest.raises((NasalensError, jaxtyping.TypeCheckError), match="median"):
-        rank_heads(tiny_model, batch, how="median", progress=False)
-    with pytest.raises(NasalensError, match="at least one sample"):
-        rank_heads(tiny_model, [], progress=False)
-
-
 def test_a_validation_saves_and_loads_back_equal(result, tmp_path):
     result.save(tmp_path / "v")
     back = HeadValidation.load(tmp_path / "v")

@@ -47,17 +47,33 @@ def heads_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subsets and wrong answers.")] = 0,
     chunk_size: Annotated[int, typer.Option(help="Rows per forward pass.")] = 16,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="nas (the paper's rule) or causal (also rank every head by what ablating it "
+            "does: verified attribution, heads-causal.json/.csv and head_maps.html)."
+        ),
+    ] = "nas",
     out: Annotated[Path, typer.Option(help="Output folder; each set gets a sub-folder.")] = Path(
         "nasalens-heads"
     ),
 ) -> None:
-    """Find the negative heads on the positive samples of data sets (NAS, eq. 2-4)."""
+    """Find the negative heads on the positive samples of data sets (NAS, eq. 2-4).
+
+    With --method causal, every head is also ranked by the rise of the Yes-No logit difference
+    when it alone is mean-ablated (`rank_heads`, "verified"), and a figure puts that map beside
+    the NAS map.
+    """
+    if method not in ("nas", "causal"):
+        raise typer.BadParameter(f"{method!r}: use nas or causal", param_hint="--method")
     from nasalens import heads as nl_heads
     from nasalens.artifacts import write_json
     from nasalens.models import info
     from nasalens.plotting.export import save_html
     from nasalens.plotting.heads import heatmap, plot_head_scores
+    from nasalens.plotting.ranking import plot_head_maps
     from nasalens.scores import nas
+    from nasalens.validation import rank_heads
 
     loaded = load(model)
     geo = info(loaded)
@@ -73,6 +89,16 @@ def heads_command(
         folder = out / name
         chosen.save(folder / "heads.json")
         scores.save(folder)
+        if method == "causal":
+            ranking = rank_heads(loaded, positives, chunk_size=chunk_size)
+            ranking.save(folder / "heads-causal.json")
+            ranking.to_frame().to_csv(folder / "heads-causal.csv", index=False)
+            save_html(plot_head_maps(scores, ranking), folder / "head_maps.html")
+            typer.echo(
+                f"\n{name}: the causal ranking's top 10 ({ranking.meta['n_verified']} "
+                "heads verified exactly)"
+            )
+            typer.echo(table(ranking.top(10).to_frame()))
         save_html(plot_head_scores(scores, chosen), folder / "head_scores.html")
         save_html(heatmap(loaded, positives[0]), folder / "heatmap.html")
         typer.echo(

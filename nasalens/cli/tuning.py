@@ -85,14 +85,18 @@ def _organism_questions() -> list:
     return questions
 
 
-def _config(config_file: Path | None, overrides: dict[str, object], stored: object) -> object:
-    """The run's settings: TOML, then flags; a resumed run without either keeps its own."""
+def _config(
+    config_file: Path | None, overrides: dict[str, object], stored: object, preset: str | None
+) -> object:
+    """The run's settings: the preset, then TOML, then flags; a resumed run keeps its own."""
     from nasalens.tuning import NasaConfig
 
     changes = {k: v for k, v in overrides.items() if v is not None}
-    if config_file is None and not changes and stored is not None:
+    if config_file is None and not changes and preset is None and stored is not None:
         return stored
-    config = NasaConfig.from_toml(config_file) if config_file else NasaConfig()
+    config = NasaConfig.preset(preset or "paper")
+    if config_file:
+        config = NasaConfig.from_toml(config_file, base=config)
     return config.replace(**changes) if changes else config
 
 
@@ -110,6 +114,10 @@ def tune(
     select: Annotated[
         str | None,
         typer.Option(help="How heads are chosen: nas (the paper) or causal (ablate each head)."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Named settings: paper (the default) or causal (NasaConfig.preset)."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file of NasaConfig fields ([nasa]).")
@@ -153,6 +161,7 @@ def tune(
             "seed": seed,
         },
         run.config if run is not None else None,
+        preset,
     )
     assert isinstance(settings, NasaConfig)
     if run is not None:

@@ -9,6 +9,7 @@ from nasalens.deprecation import renamed
 from nasalens.plotting.analysis import plot_confidence, plot_generalization, plot_scenarios
 from nasalens.plotting.export import save_html, save_png
 from nasalens.plotting.heads import attention_view, heatmap, plot_head_scores
+from nasalens.plotting.ranking import plot_head_maps
 from nasalens.plotting.tuning import plot_comparison, plot_nasa
 from nasalens.plotting.validation import plot_head_effects, plot_patching, plot_validation
 
@@ -19,6 +20,7 @@ __all__ = [
     "plot_confidence",
     "plot_generalization",
     "plot_head_effects",
+    "plot_head_maps",
     "plot_head_scores",
     "plot_nasa",
     "plot_patching",

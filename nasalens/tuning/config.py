@@ -25,6 +25,21 @@ Halting = Literal["nas", "share_yes", "never"]
 Schedule = Literal["linear", "constant"]
 Select = Literal["nas", "causal"]
 
+#: Named routes: the settings each changes from the defaults (which are the paper's).
+PRESETS: dict[str, dict[str, object]] = {
+    "paper": {},
+    "causal": {
+        "select": "causal",
+        "early_stopping": False,
+        "cancellation": False,
+        "halting": "never",
+    },
+}
+"""``paper``: Algorithm 1 as printed (NAS selection, early stopping, update cancellation, early
+halting). ``causal``: heads chosen by what ablating them does (`rank_heads`), every rule off,
+each of the ``top_n`` heads trained for ``max_epochs``: on planted-bias organisms the route
+that repairs the plant with discrimination kept (docs/results.md, the organism suite)."""
+
 #: Keys of NasaConfig that were renamed (old -> new); old run folders and TOML files still load.
 RENAMED = {"n_heads": "top_n"}
 
@@ -135,6 +150,21 @@ class NasaConfig:
             if not ok:
                 raise NasalensError(f"NasaConfig.{name}={getattr(self, name)!r}: use {want}")
 
+    @classmethod
+    def preset(cls, name: str, **changes: object) -> NasaConfig:
+        """Return a named preset (`PRESETS`), with some fields changed.
+
+        Example:
+            >>> NasaConfig.preset("causal", lr=1e-3).select
+            'causal'
+
+        Raises:
+            NasalensError: When the preset is unknown (the message lists them).
+        """
+        if name not in PRESETS:
+            raise NasalensError(f"unknown NasaConfig preset {name!r}; use one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **changes})  # type: ignore[arg-type]
+
     def replace(self, **changes: object) -> NasaConfig:
         """Return a copy with some fields changed (checked like the constructor)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -144,8 +174,10 @@ class NasaConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, payload: dict[str, object], *, where: str = "config") -> NasaConfig:
-        """Build a config from a mapping; missing fields take their defaults.
+    def from_dict(
+        cls, payload: dict[str, object], *, where: str = "config", base: NasaConfig | None = None
+    ) -> NasaConfig:
+        """Build a config from a mapping; missing fields take ``base``'s values (or defaults).
 
         Raises:
             NasalensError: When a key is not a field (the message names it) or a value is bad.
@@ -167,6 +199,8 @@ class NasaConfig:
         values = {  # JSON and TOML write 1.0 as 1
             k: float(v) if hints[k] is float and type(v) is int else v for k, v in payload.items()
         }
+        if base is not None:
+            return base.replace(**values)
         return cls(**values)  # type: ignore[arg-type]
 
     def save(self, path: str | Path) -> None:
@@ -186,8 +220,10 @@ class NasaConfig:
         return cls.from_dict(payload, where=str(path))
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> NasaConfig:
+    def from_toml(cls, path: str | Path, *, base: NasaConfig | None = None) -> NasaConfig:
         """Read a config from a TOML file: top-level keys, or a ``[nasa]`` table.
+
+        Keys the file leaves out take ``base``'s values (a preset), else the defaults.
 
         Raises:
             NasalensError: When the file is unreadable, not TOML, or has unknown keys.
@@ -201,7 +237,7 @@ class NasaConfig:
         table = payload.get("nasa", payload)
         if not isinstance(table, dict):
             raise NasalensError(f"{path}: [nasa] must be a table of NasaConfig fields")
-        return cls.from_dict(table, where=str(path))
+        return cls.from_dict(table, where=str(path), base=base)
 
 
 NasaConfig.__init__ = renamed_arguments(**RENAMED)(NasaConfig.__init__)  # type: ignore[method-assign]
