@@ -27,7 +27,7 @@ from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet
 from nasalens.metrics import candidate_logprobs
 from nasalens.models import Head, adapt
-from nasalens.models.interface import FwdHooks, ModelAdapter
+from nasalens.models.interface import FwdHooks, HookFn, ModelAdapter
 from nasalens.patching import AblationKind, head_means
 from nasalens.patching.ablation import ABLATIONS, check_how
 from nasalens.prompts import Batch, Template
@@ -159,7 +159,8 @@ def choose(
     if verify is not None:
         return ranked[:verify]
     allowance = budget * sum(n_layers - h.layer for h in ranked)
-    chosen, spent = [], 0.0
+    chosen: list[Head] = []
+    spent = 0.0
     for head in ranked:
         cost = n_layers - head.layer
         if spent + cost > allowance and len(chosen) >= MIN_VERIFIED:
@@ -226,7 +227,7 @@ def _one_head_per_copy(
     layer: int,
     heads: Sequence[Head],
     rows: int,
-) -> object:
+) -> HookFn:
     """A z hook for ``len(heads)`` stacked copies of a chunk: copy c ablates ``heads[c]``."""
 
     def hook(z: Tensor, hook: object) -> Tensor:
