@@ -228,18 +228,21 @@ def _chunk(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """NAS and attention sums of one chunk, ``[batch, layer, head]`` each."""
     geo = adapter.info
-    device = adapter.device
-    pos = batch.pos_cand.float().to(device)
-    neg = batch.neg_cand.float().to(device)
-    where = region_mask(batch, region).to(device)
+    where = region_mask(batch, region)
     # Only query rows from the earliest L_I onwards can be in the region.
     first = int(where.any(dim=0).nonzero()[0])
+    masks = (batch.pos_cand.float(), batch.neg_cand.float(), where[:, first:])
+    placed: dict[torch.device, tuple[Tensor, ...]] = {}
     out = torch.zeros(3, len(batch), geo.n_layers, geo.n_heads)
 
     def reduce(pattern: Tensor, hook: object) -> None:
         layer = int(hook.name.split(".")[1])  # type: ignore[attr-defined]
-        rows = pattern[:, :, first:, :].float()
-        result = nas_from_pattern(rows, pos, neg, where[:, first:], eps)
+        # A split model computes each layer on its own device: the masks go where it is.
+        if pattern.device not in placed:
+            placed[pattern.device] = tuple(m.to(pattern.device) for m in masks)
+        pos, neg, region_rows = placed[pattern.device]
+        rows = pattern[:, :, first:, :].float()  # NAS in float32 whatever the model's dtype
+        result = nas_from_pattern(rows, pos, neg, region_rows, eps)
         for i, value in enumerate(result):
             out[i, :, layer] = value.cpu()
 

@@ -15,7 +15,7 @@ trained ones are never written, so they stay bit-identical.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -58,7 +58,7 @@ def epochs(
     schedule_kind: str = "constant",
     desc: str = "epochs",
     progress: bool = True,
-) -> Iterator[Epoch]:
+) -> Generator[Epoch, None, None]:
     """Train ``slices`` (every weight when None) for up to ``n_epochs``, yielding after each.
 
     Each epoch shuffles ``range(n_rows)`` with ``order(epoch)``, cuts it into batches of
@@ -100,7 +100,7 @@ def epochs(
                 weights.step(opt)
                 sched.step()
                 losses.append(float(value.detach()))
-            yield Epoch(epoch, sum(losses) / len(losses), sched.get_last_lr()[0])
+            yield Epoch(epoch, sum(losses) / len(losses), float(sched.get_last_lr()[0]))
 
 
 @contextmanager

@@ -65,9 +65,13 @@ def nas_hooks(
 
     def reduce(pattern: Tensor, hook: object) -> None:
         layer = int(hook.name.split(".")[1])  # type: ignore[attr-defined]
-        width = pattern.shape[-1]
+        width, dev = pattern.shape[-1], pattern.device  # split models: the layer's device
         score, _, _ = nas_from_pattern(
-            pattern.detach().float(), pos[:, :width], neg[:, :width], where[:, :width], eps
+            pattern.detach().float(),
+            pos[:, :width].to(dev),
+            neg[:, :width].to(dev),
+            where[:, :width].to(dev),
+            eps,
         )
         out[:, layer] = score.cpu()
 

@@ -255,9 +255,10 @@ def _measure(
 
     def reduce(pattern: Tensor, hook: object) -> None:
         first = int(chunk["first"])
-        rows = pattern[:, :, first:].float()
-        score = nas_from_pattern(rows, chunk["pos"], chunk["neg"], chunk["where"][:, first:])
-        chunk["total"] += score[0].sum(dim=1)
+        rows, dev = pattern[:, :, first:].float(), pattern.device  # split: the layer's device
+        pos, neg, where = (chunk[k].to(dev) for k in ("pos", "neg", "where"))
+        score = nas_from_pattern(rows, pos, neg, where[:, first:])
+        chunk["total"] += score[0].sum(dim=1).to(chunk["total"].device)
 
     n_layers = adapter.info.n_layers
     reads = [(adapter.hook_name(layer, "pattern"), reduce) for layer in range(n_layers)]
