@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch
+import torch  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

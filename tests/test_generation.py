@@ -70,8 +70,10 @@ def test_short_answers_are_greedy_and_report_first_token_entropy(tiny_model):
 
 
 def twenty_questions():
-    return [make_question(id=f"q{i}", question=f"What is {i} + 1?", answers=(str(i + 1),), wrong="x")
-            for i in range(20)]  # fmt: skip
+    return [
+        make_question(id=f"q{i}", question=f"What is {i} + 1?", answers=(str(i + 1),), wrong="x")
+        for i in range(20)
+    ]
 
 
 def test_knowing_none_of_many_questions_is_an_error_not_an_empty_set(tiny_model, monkeypatch):
@@ -79,7 +81,7 @@ def test_knowing_none_of_many_questions_is_an_error_not_an_empty_set(tiny_model,
         return pd.DataFrame([{"id": s.id, "answer": "the the the"} for s in samples])
 
     monkeypatch.setattr(probe_mod, "short_answers", nonsense)
-    with pytest.raises(NasalensError, match="match none of 20 questions.*self-consistent"):
+    with pytest.raises(NasalensError, match=r"match none of 20 questions.*self-consistent"):
         probe_set(tiny_model, twenty_questions(), progress=False)
     # Fewer questions: knowing none of them is a plausible result.
     probe = probe_set(tiny_model, twenty_questions()[:19], progress=False)
@@ -98,6 +100,6 @@ def test_the_error_names_broken_cached_decoding(tiny_model, monkeypatch):
 
     monkeypatch.setattr(adapter_type, "greedy", broken)
     assert not decoding_agrees(tiny_model, samples[:4])
-    with pytest.raises(NasalensError, match="disagrees with plain decoding.*transformers"):
+    with pytest.raises(NasalensError, match=r"disagrees with plain decoding.*transformers"):
         require_known(tiny_model, samples, ["x"] * 20, 0, what="probe_set")
     require_known(tiny_model, samples, ["x"] * 20, 1, what="probe_set")  # one known: fine
