@@ -8,8 +8,9 @@ time limit (the whole stays under ``--budget`` seconds; steps that no longer fit
    GPU, master weights, the embedded model's bfloat16 tolerances, the disk split);
 2. with two GPUs, the split tests with the layers on GPUs 0 and 1 (``NASALENS_TEST_SPLIT=cuda2``);
 3. the benches on the GPU: ``nas_cost`` and ``tune_cost`` (float32 and bfloat16),
-   ``rank_cost`` when it exists, ``dtype_agreement`` (the bfloat16 figures of the issue) and
-   ``load_memory`` (host memory while loading onto the GPU).
+   ``rank_cost`` when it exists, ``dtype_agreement`` (the bfloat16 figures of the issue),
+   ``load_memory`` (host memory while loading onto the GPU) and ``step_memory`` (each step's
+   GPU memory against the formulas of docs/large_models.md).
 
 Each bench writes its JSON under ``--out`` (default ``bench/results/gpu``); the table shows the
 step, its outcome, its time and a few figures. Exit status 1 when any step failed.
@@ -68,6 +69,11 @@ def figures_memory(data: list) -> str:
     )
 
 
+def figures_steps(data: list) -> str:
+    ratios = [r["measured/formula"] for r in data]
+    return f"{len(ratios)} steps, measured/formula {min(ratios):.2f}..{max(ratios):.2f}"
+
+
 @dataclass(frozen=True)
 class Step:
     """One command of the check: what it runs, its time limit, the JSON it writes."""
@@ -84,7 +90,7 @@ def steps(out: Path, n_gpus: int) -> list[Step]:
     py = sys.executable
     cuda = {"NASALENS_TEST_DEVICE": "cuda"}
     tests = [py, "-m", "pytest", "-q", "-p", "no:xdist"]
-    plan = [Step("tests on cuda", [*tests, "-m", "devices", "tests"], 150, cuda)]
+    plan = [Step("tests on cuda", [*tests, "-m", "devices", "tests"], 140, cuda)]
     if n_gpus >= 2:
         split = {**cuda, "NASALENS_TEST_SPLIT": "cuda2"}
         plan.append(
@@ -101,9 +107,10 @@ def steps(out: Path, n_gpus: int) -> list[Step]:
         plan.append(bench(f"tune_cost {dtype}", "tune_cost.py", 45, figures_tune, "--dtype", dtype))
     if (REPO / "bench" / "rank_cost.py").is_file():  # the lead's, when it lands
         plan.append(bench("rank_cost", "rank_cost.py", 60, lambda data: ""))
-    plan.append(bench("dtype_agreement", "dtype_agreement.py", 120, figures_dtype))
+    plan.append(bench("dtype_agreement", "dtype_agreement.py", 100, figures_dtype))
     models = ("--models", "embedded", "wide-bfloat16")
     plan.append(bench("load_memory", "load_memory.py", 60, figures_memory, *models))
+    plan.append(bench("step_memory", "step_memory.py", 45, figures_steps))
     return plan
 
 
