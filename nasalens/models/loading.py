@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 from nasalens.errors import NasalensError
 from nasalens.models.interface import adapt
 from nasalens.models.legacy import hooked_from_hf, require_legacy
+from nasalens.models.placement import DeviceMap, Placement, check_dtype, placement
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +63,6 @@ def cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "nasalens"
-
-
-#: Weight dtypes nasalens runs in; every score, log-probability and loss is computed in float32.
-DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-
-DeviceMap = str | dict[str, str | int]
 
 
 def load_model(
@@ -133,8 +127,8 @@ def load_model(
     """
     if legacy:
         require_legacy()  # before the slow part
-    place = _placement(device, device_map, n_devices, max_memory, offload_folder)
-    _check_dtype(dtype)
+    place = placement(device, device_map, n_devices, max_memory, offload_folder)
+    check_dtype(dtype)
     if legacy and place.split:
         raise NasalensError(
             "legacy=True (HookedTransformer) cannot split a model with device_map/n_devices; "
@@ -172,115 +166,6 @@ def load_model(
         model = boot(hf, tok, label, device=place.device)
     check_live_hooks(model)
     return model
-
-
-@dataclass(frozen=True)
-class _Placement:
-    """Where a model's weights go: one device, or a device map for accelerate's dispatch.
-
-    Attributes:
-        device: The single device (None when the layers are split).
-        kwargs: What ``from_pretrained`` gets: ``device_map`` (also ``{"": device}`` for one
-            accelerator, so that the weights load there directly), ``max_memory``,
-            ``offload_folder``; empty for the CPU.
-    """
-
-    device: torch.device | None
-    kwargs: dict[str, Any]
-
-    @property
-    def split(self) -> bool:
-        """Whether the layers may end up on more than one device (or offloaded)."""
-        return self.device is None
-
-
-def _placement(
-    device: str | torch.device | None = None,
-    device_map: DeviceMap | None = None,
-    n_devices: int | None = None,
-    max_memory: dict[str | int, str | int] | None = None,
-    offload_folder: str | Path | None = None,
-) -> _Placement:
-    """Check the placement options of `load_model` and turn them into ``from_pretrained`` ones.
-
-    Raises:
-        NasalensError: When the options contradict each other or name devices that are absent.
-    """
-    if n_devices is not None and n_devices < 1:
-        raise NasalensError(f"n_devices must be at least 1, got {n_devices}")
-    split = device_map is not None or (n_devices or 1) > 1
-    if device is not None and split:
-        raise NasalensError(
-            f"device={str(device)!r} puts the whole model on one device, device_map/n_devices "
-            "split its layers; pass one of them"
-        )
-    if device_map is not None and n_devices is not None:
-        raise NasalensError(
-            "device_map and n_devices both say where the layers go; pass one (n_devices=N is "
-            "device_map='balanced' over GPUs 0..N-1)"
-        )
-    if max_memory is not None and not split:
-        raise NasalensError(
-            "max_memory only applies when the layers are split; pass device_map='auto' (or "
-            "n_devices=) with it, or drop it"
-        )
-    if offload_folder is not None and device_map is None:
-        raise NasalensError(
-            "offload_folder only applies to a device_map with 'disk' entries; pass the "
-            "device_map too, or drop offload_folder"
-        )
-    if not split:
-        one = torch.device(device if device is not None else "cpu")
-        _check_device(one)
-        kwargs: dict[str, Any] = {} if one.type == "cpu" else {"device_map": {"": str(one)}}
-        return _Placement(one, kwargs)
-    if isinstance(device_map, dict):
-        for module, where in device_map.items():
-            text = str(where).lower()
-            if text == "meta":
-                raise NasalensError(
-                    f"device_map sends {module!r} to 'meta', which holds no weights; use a GPU "
-                    "index, 'cpu' or 'disk'"
-                )
-            if text not in ("cpu", "disk"):
-                _check_device(torch.device(f"cuda:{where}" if isinstance(where, int) else text))
-    from transformer_lens.utilities.multi_gpu import resolve_device_map
-
-    try:
-        resolved, memory = resolve_device_map(n_devices, device_map, None, max_memory)
-    except ValueError as err:
-        raise NasalensError(
-            f"cannot split the model this way: {err}; on a machine without GPUs use a "
-            "device_map of 'cpu' and 'disk' entries, or device='cpu'"
-        ) from err
-    kwargs = {"device_map": resolved}
-    if memory is not None:
-        kwargs["max_memory"] = memory
-    if offload_folder is not None:
-        kwargs["offload_folder"] = str(offload_folder)
-    return _Placement(None, kwargs)
-
-
-def _check_device(device: torch.device) -> None:
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise NasalensError(
-                f"device {str(device)!r}: CUDA is not available on this machine (torch "
-                f"{torch.__version__}); use device='cpu'"
-            )
-        if device.index is not None and device.index >= count:
-            raise NasalensError(
-                f"device {str(device)!r}: only {count} CUDA device(s) are visible (0..{count - 1})"
-            )
-
-
-def _check_dtype(dtype: torch.dtype) -> None:
-    if dtype not in DTYPES:
-        raise NasalensError(
-            f"dtype {dtype} is not supported; use torch.float32, torch.bfloat16 or "
-            "torch.float16 (quantized weights: load them de-quantized)"
-        )
 
 
 def _no_revision(revision: str | None, what: str) -> None:
@@ -403,7 +288,7 @@ def _looks_like_hub_id(name: str) -> bool:
 
 
 def _load_hf(
-    name: str, dtype: torch.dtype, place: _Placement, *, revision: str | None = None
+    name: str, dtype: torch.dtype, place: Placement, *, revision: str | None = None
 ) -> tuple[torch.nn.Module, object, str]:
     """Load a hub id or folder straight into ``dtype``, on its devices (eager attention)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -430,7 +315,7 @@ def _load_hf(
 
 
 def _from_gguf(
-    gguf: Path, dtype: torch.dtype, cache: bool, place: _Placement
+    gguf: Path, dtype: torch.dtype, cache: bool, place: Placement
 ) -> tuple[torch.nn.Module, object, str]:
     """Load a GGUF checkpoint on its devices.
 
@@ -452,7 +337,7 @@ def _from_gguf(
                 f"{gguf.name}: could not write the converted copy under {cache_dir()} (see the "
                 "log); set NASALENS_CACHE_DIR to a writable folder"
             )
-    return _load_gguf(gguf, dtype, cache=True, placement=place.kwargs)
+    return _load_gguf(gguf, dtype, cache=True, dispatch=place.kwargs)
 
 
 def _cache_key(gguf: Path, dtype: torch.dtype) -> str:
@@ -462,7 +347,7 @@ def _cache_key(gguf: Path, dtype: torch.dtype) -> str:
 
 
 def _load_gguf(
-    gguf: Path, dtype: torch.dtype, *, cache: bool, placement: dict[str, Any] | None = None
+    gguf: Path, dtype: torch.dtype, *, cache: bool, dispatch: dict[str, object] | None = None
 ) -> tuple[torch.nn.Module, object, str]:
     """Load a GGUF checkpoint, through the safetensors cache when allowed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -471,7 +356,7 @@ def _load_gguf(
     if cache and (folder / "COMPLETE").is_file():
         logger.info("loading %s from cache %s", gguf.name, folder)
         tok = AutoTokenizer.from_pretrained(str(folder))
-        hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **(placement or {}))
+        hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **(dispatch or {}))
         return hf.eval(), tok, gguf.stem
     logger.info("de-quantizing %s (about 15 s; cached afterwards)", gguf)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
