@@ -79,6 +79,8 @@ def placement(
     if not split:
         one = torch.device(device if device is not None else "cpu")
         _check_device(one)
+        if one.type == "cuda" and one.index is None:  # "cuda": the current GPU, by number
+            one = torch.device("cuda", torch.cuda.current_device())
         kwargs: dict[str, object] = {} if one.type == "cpu" else {"device_map": {"": str(one)}}
         return Placement(one, kwargs)
     if isinstance(device_map, dict):

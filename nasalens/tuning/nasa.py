@@ -353,7 +353,8 @@ class _Guard:
         self.touched: dict[str, Tensor] = {}
         for name, p in self.tuned.items():
             if not torch.equal(p, self.base[name]):
-                self.touched[name] = (p != self.base[name]).reshape(p.shape[0], -1).any(dim=1)
+                diff = (p != self.base[name]).reshape(p.shape[0], -1).any(dim=1)
+                self.touched[name] = diff.cpu()  # row masks on the CPU, whatever the device
         self.allowed: dict[str, Tensor] = {}
         self.before: dict[str, Tensor] = {}
 
@@ -371,7 +372,8 @@ class _Guard:
             if allowed is None:
                 same = torch.equal(p, expected)
             else:
-                same = torch.equal(p[~allowed], expected[~allowed])
+                keep = ~allowed.to(p.device)
+                same = torch.equal(p[keep], expected[keep])
             if not same:
                 raise AssertionError(
                     f"tuning {head} changed parameter {name} outside the rows it may train; "
