@@ -69,8 +69,12 @@ _GLUE = re.compile(r"['’`]|(?<!\d)\.(?=[^\W\d_])|(?<=\w)\.(?!\d)")
 
 
 def _fold(text: str) -> str:
-    """Casefold and strip accents (NFKD, combining marks dropped)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    """Casefold and strip accents (NFKD, combining marks dropped).
+
+    Casefolding comes after the compatibility decomposition too, which can make capitals
+    ("㏆" -> "C/kg"), so that folding folded text changes nothing.
+    """
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
