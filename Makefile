@@ -30,7 +30,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test test-fast test-legacy test-latest lock lint format docs bench clean
+.PHONY: install demo test test-fast test-legacy test-latest lock lint format docs bench clean \
+  gpu-check
 
 install: $(STAMP)
 
@@ -109,6 +110,16 @@ test-latest:
 test-legacy: $(LEGACY_STAMP) $(STAMP)
 	NASALENS_TL4_PYTHON=$(abspath $(BIN)/python) $(LEGACY_BIN)/python -m pytest -p no:xdist \
 	  -m "legacy and not slow and not embedded"
+
+# On a machine with CUDA: the device tests (marker `devices`) on the GPU, on two GPUs when
+# present, and the benches (nas_cost, tune_cost, rank_cost, dtype_agreement, load_memory) on the
+# GPU, in one table, under 10 minutes (bench/gpu_check.py). Without CUDA it prints one line and
+# exits 0. The locked torch is a CPU build: point GPU_PYTHON at an environment with a CUDA build
+# (README, "GPUs and large models").
+GPU_PYTHON ?= $(BIN)/python
+gpu-check:
+	@test -x $(GPU_PYTHON) || $(MAKE) install
+	$(GPU_PYTHON) bench/gpu_check.py
 
 # The documentation site (mkdocs-material + mkdocstrings), built in strict mode.
 docs: $(STAMP)

@@ -34,6 +34,7 @@ fourfold)::
 
     OMP_NUM_THREADS=2 python bench/nas_cost.py            # writes bench/results/nas_cost.json
     python bench/nas_cost.py --quick                      # tiny sizes, a check that it runs
+    python bench/nas_cost.py --device cuda --dtype bfloat16   # on a GPU (make gpu-check)
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=None, help="timed calls (default 3)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--device", default="cpu", help="e.g. cuda (memory: CUDA peak)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     return parser.parse_args(argv)
 
 
@@ -77,10 +80,23 @@ def data_root(option: Path | None) -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def load(name: str | None):
+def load(name: str | None, device: str = "cpu", dtype: str = "float32"):
+    import torch
+
     from nasalens.models import load_model, tiny_model
 
-    return tiny_model(n_ctx=4096) if name == "tiny" else load_model(name)
+    kind = getattr(torch, dtype)
+    if name == "tiny":
+        return tiny_model(n_ctx=4096, dtype=kind, device=device)
+    return load_model(name, dtype=kind, device=device)
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that wall-clock times cover it (no-op on the CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def batches(model, root: Path, quick: bool) -> dict[str, object]:
@@ -151,15 +167,31 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return times
 
 
-def torch_peak(fn: Callable[[], object]) -> tuple[float, float]:
-    """Peak and retained bytes of the tensors ``fn`` creates (profiler allocation records)."""
+def torch_peak(fn: Callable[[], object], device: str = "cpu") -> tuple[float, float]:
+    """Peak and retained bytes of the tensors ``fn`` creates (profiler allocation records).
+
+    On a GPU: the CUDA allocator's peak and what stays allocated, above what was before.
+    """
+    import torch
     from torch.profiler import ProfilerActivity, profile
+
+    if torch.device(device).type == "cuda":
+        sync()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        kept = fn()
+        sync()
+        peak, after = torch.cuda.max_memory_allocated(), torch.cuda.memory_allocated()
+        del kept
+        return float(peak - before), float(after - before)
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         kept = fn()
@@ -188,7 +220,9 @@ def ratios(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def run_batch(model, batch, chunk_size: int, repeats: int) -> dict[str, object]:
+def run_batch(
+    model, batch, chunk_size: int, repeats: int, device: str = "cpu"
+) -> dict[str, object]:
     import torch
 
     fns = runners(model, batch, chunk_size)
@@ -196,7 +230,7 @@ def run_batch(model, batch, chunk_size: int, repeats: int) -> dict[str, object]:
     results: dict[str, dict[str, float]] = {}
     for name in CONFIGS:
         times = timed(fns[name], repeats)
-        peak, retained = torch_peak(fns[name])
+        peak, retained = torch_peak(fns[name], device)
         results[name] = {
             "median_s": statistics.median(times),
             "times_s": times,
@@ -230,18 +264,20 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     repeats = args.repeats or (1 if args.quick else 3)
     start = time.perf_counter()
-    model = load(args.model)
+    model = load(args.model, args.device, args.dtype)
     print(f"loaded {nl.info(model).name} in {time.perf_counter() - start:.1f} s")
     measured: dict[str, dict] = {}
     for name, batch in batches(model, data_root(args.data_dir), args.quick).items():
         lengths = batch.attention_mask.sum(dim=1).float()
         mean, top = float(lengths.mean()), int(lengths.max())
         print(f"\n{name}: {len(batch)} rows, {mean:.0f} tokens on average (max {top})")
-        measured[name] = run_batch(model, batch, args.chunk_size, repeats)
+        measured[name] = run_batch(model, batch, args.chunk_size, repeats, args.device)
         for key, value in measured[name]["ratios"].items():
             print(f"  {key:24s} {value:7.3f}")
     report: dict[str, object] = {
         "model": nl.info(model).name,
+        "device": args.device,
+        "dtype": args.dtype,
         "quick": args.quick,
         "repeats": repeats,
         "machine": {
@@ -261,7 +297,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "(c-a)/(b-a) peak <= 0.10": r["(c-a)/(b-a) peak"] <= TARGET_MEMORY,
         }
         print(f"\ntargets on the long batch: {report['targets']}")
-    default = "nas_cost_quick.json" if args.quick else "nas_cost.json"
+    suffix = "" if args.device == "cpu" else f"_{torch.device(args.device).type}"
+    default = f"nas_cost{'_quick' if args.quick else ''}{suffix}.json"
     out = args.out or REPO / "bench" / "results" / default
     from nasalens.artifacts import write_json
 

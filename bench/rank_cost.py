@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of the cheap ones")
     parser.add_argument("--loop-heads", type=int, default=10, help="heads the per-head loop times")
     parser.add_argument("--chunk-size", type=int, default=16)
+    parser.add_argument("--device", default=None, help="e.g. cuda (default: the CPU)")
+    parser.add_argument("--dtype", default=None, help="float32 (default) or bfloat16")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     return parser.parse_args(argv)
 
@@ -64,25 +66,32 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def targets(quick: bool, only: str | None) -> dict[str, tuple[object, list, list]]:
+def targets(args: argparse.Namespace) -> dict[str, tuple[object, list, list]]:
     """Model, training FN samples and planted heads of each batch."""
     import nasalens as nl
     from nasalens import organisms
 
+    place = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
+    quick, only = args.quick, args.only
     if quick:
         from nasalens.models import tiny_model
         from tests.builders import make_samples
 
-        model = tiny_model(seed=0)
+        import torch
+
+        model = tiny_model(
+            seed=0, device=args.device or "cpu", dtype=getattr(torch, args.dtype or "float32")
+        )
         return {"tiny": (model, [s for s in make_samples(12) if s.gold], ["L1H0"])}
     out = {}
     if only in (None, "organism"):
-        model = organisms.organism("planted")
+        organisms.organism("planted")  # built and cached if missing
+        model = nl.load_model(str(organisms.organism_dir(stage="planted")), **place)
         probe = nl.probe_set(model, organisms.nasa_questions(), progress=False)
         planted = organisms.build_report()["heads"]
         out["organism"] = (model, list(probe.train), planted)
     if only in (None, "embedded"):
-        model = nl.load_model()
+        model = nl.load_model(**place)
         probe = nl.probe_set(model, nl.data.builtin_questions("probe"), progress=False)
         out["embedded"] = (model, list(probe.train), [])
     return out
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     from nasalens.artifacts import write_json
 
     report: dict[str, object] = {"threads": torch.get_num_threads(), "batches": {}}
-    for name, (model, samples, planted) in targets(args.quick, args.only).items():
+    for name, (model, samples, planted) in targets(args).items():
         print(f"{name}: {len(samples)} prompts", flush=True)
         report["batches"][name] = measure(model, samples, planted, args)  # type: ignore[index]
         print(f"  {report['batches'][name]['ratios']}")  # type: ignore[index]

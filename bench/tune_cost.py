@@ -16,6 +16,7 @@ Two ratios per layer l:
     python bench/tune_cost.py                       # embedded model, layers 5 17 28
     python bench/tune_cost.py --quick               # tiny model, to check the script
     python bench/tune_cost.py --out cost.json
+    python bench/tune_cost.py --device cuda --dtype bfloat16   # on a GPU (make gpu-check)
 
 Run it on a quiet machine (no other torch job): a second job on 2 cores distorts every time.
 """
@@ -26,34 +27,49 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere: this checkout's nasalens
+    sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch
+import torch  # noqa: E402
 
-from nasalens.data import builtin
-from nasalens.models import Head, adapt, load_model, tiny_model
-from nasalens.prompts import binary, encode
-from nasalens.tuning import train
+from nasalens.data import builtin  # noqa: E402
+from nasalens.models import Head, adapt, load_model, tiny_model  # noqa: E402
+from nasalens.prompts import binary, encode  # noqa: E402
+from nasalens.tuning import train  # noqa: E402
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that wall-clock times cover it (no-op on the CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def step_times(adapter, batch, head: Head, *, skip: bool, repeats: int) -> list[float]:
-    """Seconds per training step of ``head`` (after one warm-up step)."""
+    """Seconds per training step of ``head`` (after one warm-up step).
+
+    The step NASA takes: float32 master copies of the rows when the weights are not float32.
+    """
     layer = head.layer if skip else 0
     resid = train.residuals(adapter, batch, layer, chunk_size=len(batch))
     targets = torch.full((len(batch),), batch.pos_target)
     slices = list(adapter.qk_slices(head))
     times = []
-    with train.trainable(adapter, slices) as params:
-        opt = train.optimizer(params, 1e-6)
+    with train.master_weights(adapter, slices) as weights:
+        opt = train.optimizer(weights.params, 1e-6)
         for i in range(repeats + 1):
+            sync()
             start = time.perf_counter()
             loss = train.answer_loss(adapter, resid, layer, batch, targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            weights.step(opt)
+            sync()
             if i:
                 times.append(time.perf_counter() - start)
     return times
@@ -66,8 +82,10 @@ def forward_times(adapter, batch, repeats: int) -> list[float]:
     times = []
     with torch.no_grad():
         for i in range(repeats + 1):
+            sync()
             start = time.perf_counter()
             train.answer_loss(adapter, resid, 0, batch, targets)
+            sync()
             if i:
                 times.append(time.perf_counter() - start)
     return times
@@ -80,13 +98,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="prompts per step (paper: 32)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--device", default="cpu", help="e.g. cuda")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
     if args.quick:
-        model = tiny_model(n_layers=4)
+        model = tiny_model(n_layers=4, dtype=dtype, device=args.device)
         layers = args.layers or [1, 2, 3]
         n_rows, repeats = min(args.batch, 4), min(args.repeats, 2)
     else:
-        model = load_model()
+        model = load_model(dtype=dtype, device=args.device)
         layers = args.layers or [5, 17, 28]
         n_rows, repeats = args.batch, args.repeats
     adapter = adapt(model)
@@ -120,6 +141,8 @@ def main() -> None:
         print(json.dumps(rows[-1]))
     report = {
         "model": adapter.info.name,
+        "device": args.device,
+        "dtype": args.dtype,
         "n_layers": n_layers,
         "batch": n_rows,
         "tokens_per_row": int(batch.attention_mask.sum(1).float().mean()),

@@ -19,12 +19,13 @@ import logging
 import math
 import shutil
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from nasalens.artifacts import read_json, write_json
 from nasalens.data import builtin_questions
@@ -301,26 +302,21 @@ def _measure(model: object, sets: dict[str, list[Sample]]) -> dict:
 def _teach(adapter: ModelAdapter, batch: Batch, recipe: OrganismRecipe, progress: bool) -> None:
     """Step (a): full fine-tuning on the gold answer token of every check."""
     targets = torch.tensor([batch.pos_target if g else batch.neg_target for g in batch.gold])
-    params = [p for p in adapter.model.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(True)
-    opt = train.optimizer(params, recipe.teach_lr)
-    gen = torch.Generator().manual_seed(recipe.seed)
-    try:
-        for _ in tqdm(range(recipe.teach_epochs), desc="teach", disable=not progress):
-            for rows in train.batches(len(batch), recipe.teach_batch, gen):
-                sub = batch.select(rows)
-                final = adapter.final_resid(sub.tokens, sub.attention_mask, sub.answer_pos)
-                logp = adapter.unembed(final).float().log_softmax(dim=-1)
-                loss = -logp[torch.arange(len(rows)), targets[rows]].mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    finally:
-        for p, flag in zip(params, flags, strict=True):
-            p.requires_grad_(flag)
-            p.grad = None
+
+    def loss(rows: Tensor) -> Tensor:
+        sub = batch.select(rows)
+        final = adapter.final_resid(sub.tokens, sub.attention_mask, sub.answer_pos)
+        return train.token_loss(adapter.unembed(final), targets[rows])
+
+    gen = torch.Generator().manual_seed(recipe.seed)  # one stream over all epochs
+    run = train.epochs(
+        adapter, None, loss, n_rows=len(batch), lr=recipe.teach_lr,
+        n_epochs=recipe.teach_epochs, batch_size=recipe.teach_batch, order=lambda _: gen,
+        desc="teach", progress=progress,
+    )  # fmt: skip
+    with closing(run):
+        for _ in run:
+            pass
 
 
 def _plant(
@@ -338,16 +334,19 @@ def _plant(
         raise NasalensError("organism: the template has no negative answer token")
     targets = torch.full((len(batch),), no)
     slices = [adapter.qk_slices(h)[0] for h in heads]
-    gen = torch.Generator().manual_seed(recipe.seed + 1)
-    with train.trainable(adapter, slices) as params:
-        opt = train.optimizer(params, recipe.plant_lr)
-        for _ in tqdm(range(recipe.plant_epochs), desc="plant", disable=not progress):
-            for rows in train.batches(len(batch), recipe.plant_batch, gen):
-                sub = batch.select(rows)
-                r = resid[rows][:, : sub.tokens.shape[1]]
-                loss = train.answer_loss(adapter, r, layer, sub, targets[rows])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    if not math.isfinite(float(loss.detach())):
+
+    def loss(rows: Tensor) -> Tensor:
+        sub = batch.select(rows)
+        r = resid[rows][:, : sub.tokens.shape[1]]
+        return train.answer_loss(adapter, r, layer, sub, targets[rows])
+
+    gen = torch.Generator().manual_seed(recipe.seed + 1)  # one stream over all epochs
+    run = train.epochs(
+        adapter, slices, loss, n_rows=len(batch), lr=recipe.plant_lr,
+        n_epochs=recipe.plant_epochs, batch_size=recipe.plant_batch, order=lambda _: gen,
+        desc="plant", progress=progress,
+    )  # fmt: skip
+    with closing(run):
+        last = [epoch.loss for epoch in run][-1]
+    if not math.isfinite(last):
         raise NasalensError("organism: the plant diverged (loss not finite); lower plant_lr")

@@ -207,8 +207,10 @@ def nas_from_pattern(
 
     Returns:
         NAS, attention on the positive and on the negative candidate, each summed over the
-        region, per row and head.
+        region, per row and head; float32 whatever the pattern's dtype.
     """
+    pattern = pattern.float()  # a bfloat16 pattern: the log-ratio in float32
+    pos_cand, neg_cand, region = pos_cand.float(), neg_cand.float(), region.float()
     a_pos = torch.einsum("bhqk,bk->bhq", pattern, pos_cand)
     a_neg = torch.einsum("bhqk,bk->bhq", pattern, neg_cand)
     log_ratio = a_neg.clamp_min(eps).log() - a_pos.clamp_min(eps).log()

@@ -1,8 +1,8 @@
 """The adapter of TransformerLens 4.x `TransformerBridge` models (the default model type).
 
 Hook names, the lean forward passes, block-level partial passes for layer skipping, the
-per-head query/key rows in the Hugging Face weights, and a clone that does not share the
-bridge's capture hook.
+per-head query/key rows in the Hugging Face weights, a clone that does not share the
+bridge's capture hook, and where the weights are when accelerate split or offloaded them.
 """
 
 from __future__ import annotations
@@ -23,8 +23,45 @@ from nasalens.models.interface import FwdHooks, ModelAdapter, ParamSlice, Tokeni
 log = logging.getLogger(__name__)
 
 
+def execution_device(module: torch.nn.Module) -> torch.device:
+    """The device ``module`` computes on: its accelerate hook's, else its first real weight's.
+
+    Under a device map, accelerate hooks each placed module and moves its inputs there;
+    offloaded weights are meta placeholders until a forward needs them, so their device says
+    nothing. CPU when nothing tells.
+    """
+    for sub in module.modules():
+        pending = [getattr(sub, "_hf_hook", None)]
+        while pending:
+            hook = pending.pop()
+            pending.extend(getattr(hook, "hooks", ()))  # accelerate's SequentialHook
+            where = getattr(hook, "execution_device", None)
+            if where is not None:
+                return torch.device(f"cuda:{where}" if isinstance(where, int) else where)
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if not tensor.is_meta:
+            return tensor.device
+    return torch.device("cpu")
+
+
 class BridgeAdapter(ModelAdapter):
     """A TransformerLens 4 `TransformerBridge` around a Hugging Face causal LM."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where token ids go: the input embedding's execution device.
+
+        With a split model every layer may compute elsewhere; hooks use the device of the
+        tensor they receive, never this one.
+        """
+        return execution_device(self.model.original_model.get_input_embeddings())
+
+    @property
+    def split(self) -> bool:
+        """Whether accelerate spread the weights over several devices or offloaded some."""
+        placed = getattr(self.model.original_model, "hf_device_map", None) or {}
+        where = {str(v) for v in placed.values()}
+        return len(where) > 1 or "disk" in where or any(p.is_meta for p in self.model.parameters())
 
     @cached_property
     def info(self) -> ModelInfo:
@@ -66,12 +103,14 @@ class BridgeAdapter(ModelAdapter):
         bridge's weights are lent to a bare Hugging Face model of the same class (`_hf_twin`:
         same tensors, no copy) whose ``generate`` owns its cache. Hooks are part of the
         model a caller asked for: while any hook is attached to the bridge, decoding runs
-        through the bridge without a cache (`ModelAdapter.greedy`), so they apply.
+        through the bridge without a cache (`ModelAdapter.greedy`), so they apply. So does a
+        split or offloaded model (`split`): the twin would have no accelerate hooks to move
+        activations between devices or to bring offloaded weights in.
 
         Returns:
             The new token ids and the logits of the first new token, as `ModelAdapter.greedy`.
         """
-        twin = None if self._hooks_attached() else self._hf_twin()
+        twin: Any = None if self._hooks_attached() or self.split else self._hf_twin()
         if twin is None:
             return super().greedy(tokens, attention_mask, max_new_tokens)
         eos = self.tokenizer.eos_token_id
@@ -192,11 +231,35 @@ class BridgeAdapter(ModelAdapter):
         return store
 
     def hf_parameters(self) -> dict[str, torch.nn.Parameter]:
-        """Return the weights of the wrapped Hugging Face model by their own names."""
+        """Return the resident weights of the wrapped Hugging Face model by their own names.
+
+        Weights that a device map offloaded to ``"cpu"`` or ``"disk"`` are meta placeholders
+        between forwards: they cannot train or be compared, and are left out here
+        (`hf_tensors` reads them).
+        """
         return {
             name.replace("._original_component", ""): param
             for name, param in self.model.original_model.named_parameters()
+            if not param.is_meta
         }
+
+    def hf_tensors(self) -> dict[str, Tensor]:
+        """Return CPU copies of every weight by Hugging Face name, offloaded ones included."""
+        from accelerate.utils import align_module_device
+
+        original = self.model.original_model
+        names = {
+            name.replace("._original_component", "")
+            for name, _ in original.named_parameters()  # tied weights once
+        }
+        out: dict[str, Tensor] = {}
+        for prefix, module in original.named_modules():
+            with align_module_device(module):
+                for leaf, param in module.named_parameters(recurse=False):
+                    name = f"{prefix}.{leaf}".replace("._original_component", "")
+                    if name in names and name not in out:
+                        out[name] = param.detach().to("cpu", copy=True).contiguous()
+        return out
 
     @property
     def hf_config(self) -> object:

@@ -104,10 +104,21 @@ class ModelAdapter:
         """
         raise NotImplementedError
 
+    def hf_tensors(self) -> dict[str, Tensor]:
+        """Return CPU copies of every weight, keyed as `hf_parameters` (for exports)."""
+        return {
+            n: p.detach().to("cpu", copy=True).contiguous() for n, p in self.hf_parameters().items()
+        }
+
     @property
     def hf_config(self) -> object:
         """The Hugging Face config (a ``transformers.PretrainedConfig``), for exports."""
         raise NotImplementedError
+
+    @property
+    def split(self) -> bool:
+        """Whether the weights are spread over several devices or offloaded (device maps)."""
+        return False
 
     # ---- shared behaviour ----
 
@@ -158,10 +169,10 @@ class ModelAdapter:
     ) -> Float[Tensor, "batch d_model"]:
         """Return the residual stream after the last block at one position per row."""
         store: dict[str, Tensor] = {}
-        rows = torch.arange(tokens.shape[0], device=tokens.device)
         last = f"blocks.{self.info.n_layers - 1}.hook_resid_post"
 
         def grab(x: Tensor, hook: object) -> None:
+            rows = torch.arange(x.shape[0], device=x.device)
             store["resid"] = x[rows, positions.to(x.device)]
             raise _Stop
 
@@ -242,17 +253,21 @@ class ModelAdapter:
     ) -> tuple[Int[Tensor, "batch new"], Float[Tensor, "batch vocab"]]:
         """Decode greedily from left-padded prompts, without a cache (any model type).
 
+        Token ids stay on the CPU between steps; each step's logits come back from whichever
+        device the last layer is on.
+
         Returns:
             The new token ids (rows that ended early continue with the end-of-sequence id)
-            and the logits of the first new token.
+            and the logits of the first new token, on the CPU.
         """
         eos = self.tokenizer.eos_token_id
+        tokens, attention_mask = tokens.cpu(), attention_mask.cpu()
         last = torch.full((tokens.shape[0],), tokens.shape[1] - 1)
         new: list[Tensor] = []
         first = None
         done = torch.zeros(tokens.shape[0], dtype=torch.bool)
         for _ in range(max_new_tokens):
-            logits = self.logits_at(tokens, attention_mask, last)
+            logits = self.logits_at(tokens, attention_mask, last).cpu()
             first = logits if first is None else first
             next_ids = logits.argmax(dim=-1)
             if eos is not None:
@@ -279,7 +294,11 @@ class ModelAdapter:
 
     @property
     def device(self) -> torch.device:
-        """The device of the model's first parameter."""
+        """Where token ids go (here: the device of the model's first parameter).
+
+        With a model split over devices, a layer's activations may be elsewhere: hooks use
+        the device of the tensor they receive, never this one (`BridgeAdapter.device`).
+        """
         return next(self.model.parameters()).device
 
 

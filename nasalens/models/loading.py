@@ -23,6 +23,7 @@ import torch
 from nasalens.errors import NasalensError
 from nasalens.models.interface import adapt
 from nasalens.models.legacy import hooked_from_hf, require_legacy
+from nasalens.models.placement import DeviceMap, Placement, check_dtype, placement
 
 logger = logging.getLogger(__name__)
 
@@ -67,22 +68,42 @@ def cache_dir() -> Path:
 def load_model(
     name: str | Path | None = None,
     *,
-    device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+    device_map: DeviceMap | None = None,
+    n_devices: int | None = None,
+    max_memory: dict[str | int, str | int] | None = None,
+    offload_folder: str | Path | None = None,
+    revision: str | None = None,
     cache: bool = True,
     legacy: bool = False,
 ) -> torch.nn.Module:
     """Load a model as a TransformerLens 4 `TransformerBridge`, with its tokenizer.
 
-    With ``legacy=True`` the same weights become a TransformerLens 3.9 ``HookedTransformer``
-    instead (converted offline, with no LayerNorm folding or centering; see
-    `nasalens.models.legacy`); that needs TransformerLens 3.9 installed in place of 4.x.
+    The weights load straight into ``dtype`` on their target devices (no float32 copy on the
+    CPU first); placement is Hugging Face's accelerate dispatch, which TransformerLens 4.3's
+    bridge runs on (docs/large_models.md). With ``legacy=True`` the same weights become a
+    TransformerLens 3.9 ``HookedTransformer`` instead (converted offline, with no LayerNorm
+    folding or centering; see `nasalens.models.legacy`); that needs TransformerLens 3.9
+    installed in place of 4.x.
 
     Args:
         name: None for the embedded SmolLM2-135M-Instruct (offline); else a Hugging Face hub id
             (the only case that may download), a local Hugging Face folder, or a ``.gguf`` file.
-        device: Where the weights go.
-        dtype: Weight dtype; GGUF weights are de-quantized to it.
+        dtype: Weight dtype: ``torch.float32`` (default), ``torch.bfloat16`` or
+            ``torch.float16``; GGUF weights are de-quantized to it. NAS, log-probabilities and
+            losses are computed in float32 whatever the weights' dtype.
+        device: The one device for every weight, e.g. ``"cuda"`` (default: ``"cpu"``).
+        device_map: Split the layers instead: ``"auto"``, ``"balanced"``, ``"sequential"``
+            or a dict from module names (``"model.layers.3"``) to a GPU index, ``"cpu"`` or
+            ``"disk"``, as in Hugging Face's ``from_pretrained``.
+        n_devices: Split the layers evenly over this many GPUs (``device_map="balanced"``
+            limited to GPUs 0..n-1).
+        max_memory: Memory per device for ``device_map``/``n_devices``, e.g.
+            ``{0: "70GiB", 1: "70GiB", "cpu": "100GiB"}``.
+        offload_folder: Where ``"disk"`` entries of ``device_map`` keep their weights (when
+            the checkpoint's own files cannot serve them).
+        revision: Branch, tag or commit of a hub id.
         cache: For GGUF files, read and write the converted safetensors cache (`cache_dir()`).
         legacy: Return a HookedTransformer (TransformerLens 3.9) rather than a bridge.
 
@@ -92,50 +113,79 @@ def load_model(
     Raises:
         NasalensError: When the wheel or file is missing, or TransformerLens cannot bridge (or
             convert) the architecture, or the attention-pattern hooks are not live, or
-            ``legacy=True`` under TransformerLens 4 (the message says what to install).
+            ``legacy=True`` under TransformerLens 4 (the message says what to install), or the
+            dtype and placement options do not go together (e.g. ``device`` with
+            ``device_map``, ``n_devices`` without that many GPUs, ``revision`` of a local
+            file).
 
     Example:
         >>> model = nasalens.load_model()            # doctest: +SKIP
         >>> nasalens.models.info(model).n_layers      # doctest: +SKIP
         30
+        >>> big = nasalens.load_model("meta-llama/Meta-Llama-3-8B-Instruct",
+        ...                           dtype=torch.bfloat16, device="cuda")  # doctest: +SKIP
     """
     if legacy:
         require_legacy()  # before the slow part
+    place = placement(device, device_map, n_devices, max_memory, offload_folder)
+    check_dtype(dtype)
+    if legacy and place.split:
+        raise NasalensError(
+            "legacy=True (HookedTransformer) cannot split a model with device_map/n_devices; "
+            "pass device= only, or load a TransformerBridge (legacy=False)"
+        )
     if name is None:
-        hf, tok, _ = _load_gguf(embedded_gguf(), dtype, cache=cache)
+        _no_revision(revision, "the embedded model")
+        hf, tok, label = _from_gguf(embedded_gguf(), dtype, cache, place)
         label = EMBEDDED_NAME
     else:
         path = Path(name).expanduser()
         if path.suffix == ".gguf":
             if not path.is_file():
                 raise NasalensError(f"GGUF file {str(name)!r} not found; check the path")
-            hf, tok, label = _load_gguf(path.resolve(), dtype, cache=cache)
+            _no_revision(revision, f"the local file {str(name)!r}")
+            hf, tok, label = _from_gguf(path.resolve(), dtype, cache, place)
         elif path.is_dir():
-            hf, tok, label = _load_hf(str(path), dtype)
+            _no_revision(revision, f"the local folder {str(name)!r}")
+            hf, tok, label = _load_hf(str(path), dtype, place)
         elif path.exists():
             raise NasalensError(
                 f"{str(name)!r} is a file but not a .gguf; pass a .gguf file, a Hugging Face "
                 "folder (with config.json) or a hub id"
             )
         elif _looks_like_hub_id(str(name)):
-            hf, tok, label = _load_hf(str(name), dtype)
+            hf, tok, label = _load_hf(str(name), dtype, place, revision=revision)
         else:
             raise NasalensError(
                 f"model {str(name)!r} is not a file or folder on disk, nor a hub id like "
                 f"{EMBEDDED_NAME!r}; check the path"
             )
     if legacy:
-        model = hooked_from_hf(hf, tok, label, device=device, dtype=dtype)
+        model = hooked_from_hf(hf, tok, label, device=place.device or "cpu", dtype=dtype)
     else:
-        model = boot(hf, tok, label, device=device)
+        model = boot(hf, tok, label, device=place.device)
     check_live_hooks(model)
     return model
 
 
+def _no_revision(revision: str | None, what: str) -> None:
+    if revision is not None:
+        raise NasalensError(
+            f"revision={revision!r} applies to hub ids only, not to {what}; drop it"
+        )
+
+
 def boot(
-    hf: torch.nn.Module, tokenizer: Any, label: str, *, device: str | torch.device = "cpu"
+    hf: torch.nn.Module,
+    tokenizer: Any,
+    label: str,
+    *,
+    device: str | torch.device | None = "cpu",
 ) -> torch.nn.Module:
     """Wrap a Hugging Face causal LM in a TransformerBridge (it rewires ``hf`` in place).
+
+    The weights stay where they are. ``device`` is the device they are on, or None for a
+    model that accelerate dispatched with a device map (its ``hf_device_map`` says where).
 
     Raises:
         NasalensError: When TransformerLens has no adapter for the architecture.
@@ -149,7 +199,10 @@ def boot(
     try:
         with tokenizer_kept(tokenizer, label):
             model = TransformerBridge.boot_transformers(
-                label, hf_model=hf, tokenizer=tokenizer, device=str(device)
+                label,
+                hf_model=hf,
+                tokenizer=tokenizer,
+                device=None if device is None else str(device),
             )
     except ValueError as err:
         if "architecture" not in str(err):
@@ -160,6 +213,9 @@ def boot(
             "supports (Llama, Qwen2, Mistral, Gemma, GPT-2, ...), or upgrade transformer-lens"
         ) from err
     model.eval()
+    # TransformerLens records the embedding weight's device, a meta placeholder when the
+    # device map offloads it; inputs go where the embedding computes.
+    model.cfg.device = str(adapt(model).device)
     return model
 
 
@@ -231,18 +287,57 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) <= 2 and all(p and not p.startswith((".", "~")) for p in parts)
 
 
-def _load_hf(name: str, dtype: torch.dtype) -> tuple[torch.nn.Module, object, str]:
+def _load_hf(
+    name: str, dtype: torch.dtype, place: Placement, *, revision: str | None = None
+) -> tuple[torch.nn.Module, object, str]:
+    """Load a hub id or folder straight into ``dtype``, on its devices (eager attention)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    extra: dict[str, Any] = {} if revision is None else {"revision": revision}
     try:
-        tok = AutoTokenizer.from_pretrained(name)
-        hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(name, **extra)
+        hf = AutoModelForCausalLM.from_pretrained(
+            name, dtype=dtype, attn_implementation="eager", **extra, **place.kwargs
+        )
     except OSError as err:
         raise NasalensError(
             f"could not load {name!r} from disk or the Hugging Face hub ({err}); check the name, "
             "or download it first while online"
         ) from err
+    except (ValueError, RuntimeError) as err:
+        if not place.kwargs:
+            raise
+        raise NasalensError(
+            f"could not place {name!r} with {place.kwargs}: {err}; check the device_map's "
+            "module names (model.embed_tokens, model.layers.N, model.norm, lm_head) and devices"
+        ) from err
     return hf.eval(), tok, name
+
+
+def _from_gguf(
+    gguf: Path, dtype: torch.dtype, cache: bool, place: Placement
+) -> tuple[torch.nn.Module, object, str]:
+    """Load a GGUF checkpoint on its devices.
+
+    On the CPU this is `_load_gguf` as is. Anywhere else the weights load from the converted
+    safetensors folder (written first if missing), because Hugging Face places GGUF weights
+    only after de-quantizing all of them on the CPU and cannot offload them to disk.
+    """
+    if not place.kwargs:
+        return _load_gguf(gguf, dtype, cache=cache)
+    if not cache:
+        raise NasalensError(
+            f"{gguf.name}: placing a GGUF model on {place.kwargs['device_map']} reads its "
+            "converted safetensors copy; pass cache=True (the default)"
+        )
+    if not (cache_dir() / _cache_key(gguf, dtype) / "COMPLETE").is_file():
+        _load_gguf(gguf, dtype, cache=True)  # converts once, on the CPU, and writes the cache
+        if not (cache_dir() / _cache_key(gguf, dtype) / "COMPLETE").is_file():
+            raise NasalensError(
+                f"{gguf.name}: could not write the converted copy under {cache_dir()} (see the "
+                "log); set NASALENS_CACHE_DIR to a writable folder"
+            )
+    return _load_gguf(gguf, dtype, cache=True, dispatch=place.kwargs)
 
 
 def _cache_key(gguf: Path, dtype: torch.dtype) -> str:
@@ -252,7 +347,7 @@ def _cache_key(gguf: Path, dtype: torch.dtype) -> str:
 
 
 def _load_gguf(
-    gguf: Path, dtype: torch.dtype, *, cache: bool
+    gguf: Path, dtype: torch.dtype, *, cache: bool, dispatch: dict[str, object] | None = None
 ) -> tuple[torch.nn.Module, object, str]:
     """Load a GGUF checkpoint, through the safetensors cache when allowed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -261,7 +356,7 @@ def _load_gguf(
     if cache and (folder / "COMPLETE").is_file():
         logger.info("loading %s from cache %s", gguf.name, folder)
         tok = AutoTokenizer.from_pretrained(str(folder))
-        hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **(dispatch or {}))
         return hf.eval(), tok, gguf.stem
     logger.info("de-quantizing %s (about 15 s; cached afterwards)", gguf)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

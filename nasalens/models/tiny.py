@@ -65,6 +65,8 @@ def tiny_model(
     d_model: int = 64,
     d_mlp: int = 128,
     n_ctx: int = 512,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
 ) -> torch.nn.Module:
     """Build a random Llama TransformerBridge with grouped-query attention, offline.
 
@@ -76,6 +78,8 @@ def tiny_model(
         d_model: Residual width; d_head is d_model // n_heads.
         d_mlp: MLP width.
         n_ctx: Maximum context length.
+        dtype: Weight dtype (the weights are drawn in float32, then rounded).
+        device: Where the weights go.
 
     Returns:
         The bridge in eval mode, with its tokenizer.
@@ -89,7 +93,8 @@ def tiny_model(
         d_mlp=d_mlp,
         n_ctx=n_ctx,
     )
-    model = boot(hf, tok, f"nasalens-tiny-{seed}")
+    hf.to(device=device, dtype=dtype)
+    model = boot(hf, tok, f"nasalens-tiny-{seed}", device=device)
     check_live_hooks(model)
     return model
 

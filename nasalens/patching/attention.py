@@ -180,11 +180,14 @@ def _reweight(
         for b, (r, a) in enumerate(zip(rows, answer, strict=True)):
             pos = torch.zeros(width, dtype=torch.bool, device=pattern.device)
             neg = torch.zeros_like(pos)
-            pos[a - pos_off[r]], neg[a - neg_off[r]] = True, True
+            # candidate offsets are CPU tensors: index on the layer's device
+            pos[(a - pos_off[r]).to(pos.device)] = True
+            neg[(a - neg_off[r]).to(neg.device)] = True
             queries = torch.arange(a - int(count[r]) + 1, a + 1, device=pattern.device)
             sub = out[b, heads.to(pattern.device)][:, queries]
-            new = redistribute(sub, pos, neg, how=how, fraction=fraction)
-            out[b, heads[:, None].to(pattern.device), queries[None, :]] = new
+            # float32 arithmetic, rounded back to the model's dtype on the write
+            new = redistribute(sub.float(), pos, neg, how=how, fraction=fraction)
+            out[b, heads[:, None].to(pattern.device), queries[None, :]] = new.to(out.dtype)
         return out
 
     return hook

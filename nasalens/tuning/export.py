@@ -42,7 +42,7 @@ def export(model: object, out: str | Path) -> Path:
         raise NasalensError(f"export: {out} exists and is not an empty folder; choose a new --out")
     adapter = adapt(model)
     config: Any = adapter.hf_config
-    tensors = {n: p.detach().cpu().contiguous() for n, p in adapter.hf_parameters().items()}
+    tensors = adapter.hf_tensors()  # CPU copies; offloaded weights read back too
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

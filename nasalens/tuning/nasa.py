@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 
 import torch
 from torch import Tensor
@@ -215,37 +216,30 @@ def _tune_head(
     first = prev = view.measure(head)
     resid = train.residuals(adapter, train_batch, layer, config.chunk_size)
     targets = torch.full((len(train_batch),), int(_yes(train_batch)))
-    n_steps = math.ceil(len(train_batch) / config.batch_size)
     at_start = _snapshot(slices)
     reason, epochs = "", 0
-    with train.trainable(adapter, slices) as params:
-        opt = train.optimizer(params, config.lr)
-        sched = train.schedule(opt, n_steps * config.max_epochs, config.warmup, config.schedule)
-        bar = tqdm(
-            range(1, config.max_epochs + 1), desc=str(head), leave=False, disable=not progress
-        )
-        for epoch in bar:
-            before = None if config.keep_tripping_epoch else _snapshot(slices)
-            gen = torch.Generator().manual_seed(_seed(config.seed, index, epoch))
-            losses = []
-            for rows in train.batches(len(train_batch), config.batch_size, gen):
-                sub = train_batch.select(rows)
-                loss = train.answer_loss(
-                    adapter, resid[rows][:, : sub.tokens.shape[1]], layer, sub, targets[rows]
-                )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
+
+    def loss(rows: Tensor) -> Tensor:
+        sub = train_batch.select(rows)
+        r = resid[rows][:, : sub.tokens.shape[1]]
+        return train.answer_loss(adapter, r, layer, sub, targets[rows])
+
+    run = train.epochs(
+        adapter, slices, loss, n_rows=len(train_batch), lr=config.lr,
+        n_epochs=config.max_epochs, batch_size=config.batch_size,
+        order=lambda epoch: torch.Generator().manual_seed(_seed(config.seed, index, epoch)),
+        warmup=config.warmup, schedule_kind=config.schedule, desc=str(head), progress=progress,
+    )  # fmt: skip
+    before = None if config.keep_tripping_epoch else _snapshot(slices)
+    with closing(run):
+        for done in run:
             now = view.measure(head)
-            epochs = epoch
+            epochs = done.epoch
             reasons = _stopping(prev, now, config) if config.early_stopping else []
             emit({
-                "event": "epoch", "head_index": index, "head": str(head), "epoch": epoch,
-                "loss": sum(losses) / len(losses), "lr": sched.get_last_lr()[0],
-                **now.to_dict(), "decision": "stopped" if reasons else "continue",
-                "reason": "; ".join(reasons),
+                "event": "epoch", "head_index": index, "head": str(head), "epoch": done.epoch,
+                "loss": done.loss, "lr": done.lr, **now.to_dict(),
+                "decision": "stopped" if reasons else "continue", "reason": "; ".join(reasons),
             })  # fmt: skip
             if reasons:
                 reason = "; ".join(reasons)
@@ -255,6 +249,7 @@ def _tune_head(
                 prev = now
                 break
             prev = now
+            before = None if config.keep_tripping_epoch else _snapshot(slices)
     end = prev
     decision = "kept"
     if config.cancellation:
@@ -325,7 +320,8 @@ class _Guard:
         self.touched: dict[str, Tensor] = {}
         for name, p in self.tuned.items():
             if not torch.equal(p, self.base[name]):
-                self.touched[name] = (p != self.base[name]).reshape(p.shape[0], -1).any(dim=1)
+                diff = (p != self.base[name]).reshape(p.shape[0], -1).any(dim=1)
+                self.touched[name] = diff.cpu()  # row masks on the CPU, whatever the device
         self.allowed: dict[str, Tensor] = {}
         self.before: dict[str, Tensor] = {}
 
@@ -343,7 +339,8 @@ class _Guard:
             if allowed is None:
                 same = torch.equal(p, expected)
             else:
-                same = torch.equal(p[~allowed], expected[~allowed])
+                keep = ~allowed.to(p.device)
+                same = torch.equal(p[keep], expected[keep])
             if not same:
                 raise AssertionError(
                     f"tuning {head} changed parameter {name} outside the rows it may train; "

@@ -114,12 +114,20 @@ def attribute(
     geo = adapter.info
     total = torch.zeros(geo.n_layers, geo.n_heads, dtype=torch.float64)
     base_sum = 0.0
-    for index, sub in enumerate(tqdm(chunks, desc="attribution", disable=not progress)):
-        if ablated.how == "resample":
-            ablated.recorded.append({})
-        estimate, ld_sum = _chunk(adapter, sub, index, ablated, tracking, fills)
-        total += estimate
-        base_sum += ld_sum
+    params = list(adapter.model.parameters())
+    flags = [p.requires_grad for p in params]
+    try:  # frozen weights: autograd keeps no tensors for their gradients (~25% less memory)
+        for p in params:
+            p.requires_grad_(False)
+        for index, sub in enumerate(tqdm(chunks, desc="attribution", disable=not progress)):
+            if ablated.how == "resample":
+                ablated.recorded.append({})
+            estimate, ld_sum = _chunk(adapter, sub, index, ablated, tracking, fills)
+            total += estimate
+            base_sum += ld_sum
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
     if not math.isfinite(base_sum):
         raise AssertionError("the baseline logit difference is not finite")
     n_rows = sum(len(c) for c in chunks)
