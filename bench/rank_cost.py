@@ -74,10 +74,10 @@ def targets(args: argparse.Namespace) -> dict[str, tuple[object, list, list]]:
     place = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
     quick, only = args.quick, args.only
     if quick:
+        import torch
+
         from nasalens.models import tiny_model
         from tests.builders import make_samples
-
-        import torch
 
         model = tiny_model(
             seed=0, device=args.device or "cpu", dtype=getattr(torch, args.dtype or "float32")
