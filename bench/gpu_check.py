@@ -86,6 +86,17 @@ class Step:
     summarize: Callable = str
 
 
+def figures_rank(data: dict) -> str:
+    """The attribution, verified and exact ranking costs, in bare forwards of the batch."""
+    batch = data["batches"]["embedded"]
+    r = batch["results"]
+    return (
+        f"attribution {r['attribution']['forwards']:.1f}, verified {r['verified']['forwards']:.1f}"
+        f", exact {r['exact']['forwards']:.1f} forwards; Spearman "
+        f"{batch['agreement']['spearman']:.2f}"
+    )
+
+
 def steps(out: Path, n_gpus: int) -> list[Step]:
     py = sys.executable
     cuda = {"NASALENS_TEST_DEVICE": "cuda"}
@@ -106,8 +117,9 @@ def steps(out: Path, n_gpus: int) -> list[Step]:
         plan.append(bench(f"nas_cost {dtype}", "nas_cost.py", 60, figures_nas, "--dtype", dtype))
         plan.append(bench(f"tune_cost {dtype}", "tune_cost.py", 45, figures_tune, "--dtype", dtype))
     if (REPO / "bench" / "rank_cost.py").is_file():  # the lead's, when it lands
-        plan.append(bench("rank_cost", "rank_cost.py", 60, lambda data: ""))
-    plan.append(bench("dtype_agreement", "dtype_agreement.py", 100, figures_dtype))
+        light = ("--only", "embedded", "--loop-heads", "3", "--repeats", "1")
+        plan.append(bench("rank_cost", "rank_cost.py", 30, figures_rank, *light))
+    plan.append(bench("dtype_agreement", "dtype_agreement.py", 85, figures_dtype))
     models = ("--models", "embedded", "wide-bfloat16")
     plan.append(bench("load_memory", "load_memory.py", 60, figures_memory, *models))
     plan.append(bench("step_memory", "step_memory.py", 45, figures_steps))

@@ -64,20 +64,25 @@ def test_ablations(models, how):
 
 def test_patching_ranking_and_validation(models):
     samples = make_samples(6)
-    both(lambda m: nl.patch_heads(m, *contrast(m, samples, k=2), progress=False).patched, models)
+    both(
+        lambda m: nl.patch_heads(m, *contrast(m, samples, n_shots=2), progress=False).patched,
+        models,
+    )
 
-    def ranked(model):
-        frame = rank_heads(model, samples, progress=False).sort_values(["layer", "head"])
-        return torch.tensor(frame["effect"].to_numpy(), dtype=torch.float32)
+    def ranked(model, method, score):
+        ranking = rank_heads(model, samples, method=method, progress=False)
+        by_head = dict(zip(ranking, ranking.score(score), strict=True))
+        return torch.tensor([by_head[h] for h in sorted(by_head)], dtype=torch.float32)
 
     def validated(model):
         result = nl.validate_heads(
-            model, samples, [Head(1, 2)], controls=2, n_boot=10, progress=False
+            model, samples, [Head(1, 2)], n_sets=2, n_boot=10, progress=False
         )
         values = result.per_sample[["logit_diff_ablated", "model_nas_ablated"]].to_numpy()
         return torch.tensor(values, dtype=torch.float32)
 
-    both(ranked, models)
+    both(lambda m: ranked(m, "exact", "effect"), models)
+    both(lambda m: ranked(m, "attribution", "estimate"), models)
 
     both(validated, models)
 

@@ -126,13 +126,20 @@ def test_patching_and_attention_moves(split, whole, samples):
     assert s1.resumed and s2.resumed
 
 
-def test_rank_and_validate_heads(split, whole, samples):
-    ranked = [rank_heads(m, samples, chunk_size=4, progress=False) for m in (split, whole)]
-    close(torch.tensor(ranked[0]["effect"]), torch.tensor(ranked[1]["effect"]))
-    assert list(ranked[0]["name"]) == list(ranked[1]["name"])
+@pytest.mark.parametrize("method", ["attribution", "exact", "verified"])
+def test_rank_heads(split, whole, samples, method):
+    ranked = [
+        rank_heads(m, samples, method=method, chunk_size=4, progress=False) for m in (split, whole)
+    ]
+    for score in ranked[0].scores:
+        close(torch.tensor(ranked[0].score(score)), torch.tensor(ranked[1].score(score)))
+    assert list(ranked[0]) == list(ranked[1])
+
+
+def test_validate_heads(split, whole, samples):
     heads = [Head(1, 2), Head(0, 0)]
     checked = [
-        nl.validate_heads(m, samples, heads, controls=2, n_boot=20, per_head=1, progress=False)
+        nl.validate_heads(m, samples, heads, n_sets=2, n_boot=20, per_head=1, progress=False)
         for m in (split, whole)
     ]
     for column in ("baseline", "ablated", "effect", "random_mean"):
