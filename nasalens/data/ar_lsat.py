@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from nasalens.data.files import as_object, locate, read_records, text_field
-from nasalens.data.sample import Sample, subset
-from nasalens.errors import NasalensError
+from nasalens.data.sample import Sample, check_n, check_seed, subset
+from nasalens.errors import NasalensError, quote
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _questions(file: Path) -> list[tuple[str, str, list[str], int]]:
             if not isinstance(answer, str) or not answer.strip() or answer.strip() not in letters:
                 raise NasalensError(
                     f"{q_where}: field 'answer' must be one of the letters {', '.join(letters)}, "
-                    f"got {answer!r:.60}"
+                    f"got {quote(answer, 60)}"
                 )
             q_number = str(row.get("questionId") or k + 1).strip()
             prefix = f"arlsat-{passage_id.strip()}-{q_number}"
@@ -103,12 +103,14 @@ def load_ar_lsat(
     Example:
         >>> samples = load_ar_lsat("../shared/data", n=100)  # doctest: +SKIP
     """
+    check_n(n)
+    check_seed(seed)
     file = locate(path, FOLDER, FILENAME)
     questions = _questions(file)
     prefixes = [q[0] for q in questions]
     if len(set(prefixes)) != len(prefixes):
         dup = next(p for p in prefixes if prefixes.count(p) > 1)
-        raise NasalensError(f"{file}: question id {dup!r} appears twice; ids must be unique")
+        raise NasalensError(f"{file}: question id {quote(dup)} appears twice; ids must be unique")
     if n is not None:
         if not 1 <= n <= 2 * len(questions):
             raise NasalensError(
@@ -120,7 +122,7 @@ def load_ar_lsat(
     for prefix, question, options, correct in questions:
         others = [i for i, o in enumerate(options) if o.casefold() != options[correct].casefold()]
         if not others:
-            raise NasalensError(f"{file}: question {prefix!r} has no option unlike its answer")
+            raise NasalensError(f"{file}: question {quote(prefix)} has no option unlike its answer")
         wrong = random.Random(f"{seed}:{prefix}").choice(others)
         for i in sorted((correct, wrong)):
             samples.append(

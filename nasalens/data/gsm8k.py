@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nasalens.data.answers import normalize, wrong_number
 from nasalens.data.files import as_object, locate, read_records, text_field
-from nasalens.data.sample import Question, Sample, binary_samples, subset
+from nasalens.data.sample import Question, Sample, binary_samples, check_n, check_seed, subset
 from nasalens.errors import NasalensError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def gsm8k_questions(
         NasalensError: When the file is missing, a row is malformed (naming ``file:line``), or
             ``n`` is out of range.
     """
+    check_n(n)
+    check_seed(seed)
     file = locate(path, FOLDER, FILENAME)
     questions = []
     for index, (where, value) in enumerate(read_records(file)):
@@ -76,10 +78,7 @@ def gsm8k_questions(
                 source="gsm8k",
             )
         )
-    try:
-        return subset(questions, n, seed=seed)
-    except NasalensError as err:
-        raise NasalensError(f"{file}: {err}") from err
+    return subset(questions, n, seed=seed, where=str(file))
 
 
 def load_gsm8k(
