@@ -59,7 +59,14 @@ def as_path(value: object, what: str = "path") -> Path:
     text = os.fspath(value)
     if not isinstance(text, str) or "\x00" in text or not text:
         raise NasalensError(f"{what} {quote(text, 60)} is not a usable path; pass a file name")
-    return Path(text).expanduser()
+    path = Path(text).expanduser()
+    if len(text.encode(errors="replace")) > 4095 or any(
+        len(part.encode(errors="replace")) > 255 for part in path.parts
+    ):
+        raise NasalensError(
+            f"{what} {quote(text, 60)} is too long for a path (255 bytes a name, 4,095 in all)"
+        )
+    return path
 
 
 def regular_file(path: str | Path, what: str = "file") -> Path:

@@ -98,8 +98,7 @@ class BridgeAdapter(ModelAdapter):
     def _hooks_attached(self) -> bool:
         """Whether any TransformerLens hook is attached to the bridge right now."""
         return any(
-            point._forward_hooks or point._backward_hooks
-            for point in self.model.hook_dict.values()
+            point._forward_hooks or point._backward_hooks for point in self.model.hook_dict.values()
         )
 
     def _hf_twin(self) -> torch.nn.Module | None:
