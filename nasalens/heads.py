@@ -20,7 +20,7 @@ import torch
 from scipy import stats
 
 from nasalens.artifacts import read_json, write_json
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote, shorten
 from nasalens.metrics import EvalResult
 from nasalens.models import Head, ModelInfo
 from nasalens.scores import NasScores
@@ -140,26 +140,61 @@ class HeadSet(Sequence[Head]):
         """Read a set written by `save` (or a JSON list of names like ``"L17H7"``).
 
         Raises:
-            NasalensError: When the file is missing or malformed.
+            NasalensError: When the file is missing or malformed: a head not named like
+                ``"L17H7"`` or repeated, ``nas``/``share`` not as many numbers (or nulls) as
+                heads, a share outside [0, 1], or a bad ``k``, ``consistency`` or ``n_samples``.
         """
-        payload = read_json(path)
-        if isinstance(payload, list):
-            return cls.of(payload)
-        if not isinstance(payload, dict) or not isinstance(payload.get("heads"), list):
-            raise NasalensError(f"{path}: expected {{'heads': ['L17H7', ...], ...}}")
-        heads = [Head.parse(str(h)) for h in payload["heads"]]
-        nan = float("nan")
-        blank = [None] * len(heads)
-        nas = [nan if x is None else float(x) for x in payload.get("nas") or blank]
-        share = [nan if x is None else float(x) for x in payload.get("share") or blank]
-        return cls(
-            tuple(heads),
-            tuple(nas),
-            tuple(share),
-            payload.get("k"),
-            payload.get("consistency"),
-            int(payload.get("n_samples") or 0),
-        )
+        import math
+
+        payload, where = read_json(path), shorten(str(path))
+
+        def number(v: object, low: float = -math.inf, high: float = math.inf) -> bool:
+            if isinstance(v, bool) or not isinstance(v, int | float) or abs(v) > 1e300:
+                return False
+            return math.isnan(v) or low <= v <= high  # NaN: an undefined score
+
+        def whole(v: object, low: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and low <= v < 2**63
+
+        def names(items: list) -> list[Head]:
+            bad = [h for h in items if not isinstance(h, str) or len(h) > 24]
+            if bad:
+                raise NasalensError(f"{where}: head {quote(bad[0], 60)} is not a name like 'L17H7'")
+            return [Head.parse(h) for h in items]
+
+        def scores(key: str, n: int, low: float, high: float) -> tuple[float, ...]:
+            values = payload.get(key) or [None] * n
+            if not (isinstance(values, list) and len(values) == n) or not all(
+                v is None or number(v, low, high) for v in values
+            ):
+                raise NasalensError(
+                    f"{where}: {key!r} must hold one number in [{low}, {high}] (or null) per "
+                    f"head, {n} in all, got {quote(values, 60)}; save the set again or drop it"
+                )
+            return tuple(math.nan if v is None else float(v) for v in values)
+
+        def build() -> HeadSet:
+            if isinstance(payload, list):
+                return cls.of(names(payload))
+            if not isinstance(payload, dict) or not isinstance(payload.get("heads"), list):
+                raise NasalensError(f"{where}: expected {{'heads': ['L17H7', ...], ...}}")
+            heads = names(payload["heads"])
+            k, consistency = payload.get("k"), payload.get("consistency")
+            n_samples = payload.get("n_samples") or 0
+            if not (k is None or whole(k, 1)) or not whole(n_samples, 0):
+                raise NasalensError(f"{where}: 'k' (or null) and 'n_samples' must be whole numbers")
+            if consistency is not None and not (number(consistency, 0.0, 1.0) and consistency > 0):
+                raise NasalensError(f"{where}: 'consistency' must be a share in (0, 1] or null")
+            nas = scores("nas", len(heads), -math.inf, math.inf)
+            share = scores("share", len(heads), 0.0, 1.0)
+            return cls(tuple(heads), nas, share, k, consistency and float(consistency), n_samples)
+
+        try:
+            return build()
+        except NasalensError as err:  # Head.parse and the constructor do not name the file
+            if str(err).startswith(where):
+                raise
+            raise NasalensError(f"{where}: {err}") from err
 
 
 def negative_heads(

@@ -214,6 +214,11 @@ def _load_hf(name: str, dtype: torch.dtype) -> tuple[torch.nn.Module, object, st
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        raise NasalensError(
+            f"{quote(name)} is a folder but not a model: it has no config.json (a Hugging Face "
+            "folder has one; a NASA run folder has run.json); pass the model's folder"
+        )
     try:
         tok = AutoTokenizer.from_pretrained(name)
         hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
