@@ -47,10 +47,10 @@ def test_unreadable_files_raise_our_error(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(NasalensError, match=r"bad.json: not valid JSON \(Expecting property"):
         read_json(tmp_path / "bad.json")
-    with pytest.raises(NasalensError, match="missing.safetensors: no such file"):
+    with pytest.raises(NasalensError, match=r"missing\.safetensors: no such file"):
         read_tensors(tmp_path / "missing.safetensors")
     (tmp_path / "cut.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
-    with pytest.raises(NasalensError, match="cannot read tensors from .*cut.safetensors"):
+    with pytest.raises(NasalensError, match=r"cannot read tensors from .*cut\.safetensors"):
         read_tensors(tmp_path / "cut.safetensors")
 
 

@@ -11,8 +11,7 @@ import torch
 
 from nasalens.artifacts import MANIFEST, check_manifest
 from nasalens.errors import NasalensError
-from nasalens.models import adapt, load_model, tiny_hf_model
-from nasalens.models import loading
+from nasalens.models import adapt, load_model, loading, tiny_hf_model
 
 TOKENS = torch.tensor([[1, 40, 41, 42, 43, 44]])
 

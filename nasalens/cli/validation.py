@@ -13,7 +13,17 @@ from typing import Annotated, cast
 import pandas as pd
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, load_set, table
+from nasalens.cli.app import (
+    DataDirOpt,
+    ModelOpt,
+    app,
+    at_least,
+    data_dir,
+    load,
+    load_sets,
+    out_dir,
+    table,
+)
 
 
 @app.command()
@@ -42,14 +52,14 @@ def validate(
     from nasalens.validation import validate_heads
 
     check_how(how, ABLATIONS, "ablation")
+    at_least(controls, 0, "--controls")
     chosen = HeadSet.load(heads)
+    out_dir(out)
+    sets = load_sets(data, data_dir(data_root), n=n)
     loaded = load(model)
-    root = data_dir(data_root)
     out.mkdir(parents=True, exist_ok=True)
     frames = []
-    for spec in data:
-        name = Path(spec).stem if spec.endswith(".jsonl") else spec
-        samples = load_set(spec, root, n=n)
+    for name, samples in sets.items():
         result = validate_heads(
             loaded,
             samples,

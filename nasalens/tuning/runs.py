@@ -182,27 +182,35 @@ class Run:
         state = "done" if self._final_ok() else ("partial" if last else "new")
         return {"heads_done": heads_done, "halted": halted, "state": state}
 
-    def missing(self) -> list[str]:
-        """What a finished run has and this one lacks (empty when it is finished)."""
-        if self._final_ok():
-            return []
-        status = self.status()
-        done = f"{status['heads_done']} of {len(self.heads)} heads done"
-        if (self.folder / "final.safetensors").exists():
-            return [f"an intact final.safetensors (it is damaged; {done})"]
-        return [f"final.safetensors ({done})"]
-
     def check_finished(self) -> None:
         """Raise unless the run is finished (an intact ``final.safetensors``).
 
         Raises:
             NasalensError: Naming what is missing and how to finish the run.
         """
-        missing = self.missing()
-        if missing:
+        if self._final_ok():
+            return
+        done = f"{self.status()['heads_done']} of {len(self.heads)} heads done"
+        damaged = (self.folder / "final.safetensors").exists()
+        missing = f"an intact final.safetensors (it is damaged; {done})" if damaged else None
+        raise NasalensError(
+            f"run {shorten(str(self.folder))} is not finished: "
+            f"{missing or f'final.safetensors ({done})'} is missing; resume it with "
+            f"nasalens tune --out {shorten(str(self.folder))}"
+        )
+
+    def check_settings(self, config: NasaConfig) -> None:
+        """Raise unless ``config`` equals the run's own settings (a resume needs the same).
+
+        Raises:
+            NasalensError: Naming each differing field, stored vs given.
+        """
+        given, stored = config.to_dict(), self.config.to_dict()
+        diff = {k: (v, given[k]) for k, v in stored.items() if given[k] != v}
+        if diff:
             raise NasalensError(
-                f"run {shorten(str(self.folder))} is not finished: {'; '.join(missing)} is "
-                f"missing; resume it with nasalens tune --out {shorten(str(self.folder))}"
+                f"{shorten(str(self.folder))} holds a run with other settings (stored vs given: "
+                f"{quote(diff, 400)}); resume it with the same settings or choose a new folder"
             )
 
     def records(self) -> list[dict]:
@@ -326,16 +334,7 @@ def tune_run(
     folder = as_folder(folder)
     if (folder / "run.json").exists():
         run = Run.open(folder)
-        if run.config != config:
-            diff = {
-                k: (v, config.to_dict()[k])
-                for k, v in run.config.to_dict().items()
-                if config.to_dict()[k] != v
-            }
-            raise NasalensError(
-                f"{shorten(str(folder))} holds a run with other settings (stored vs given: "
-                f"{quote(diff, 400)}); resume it with the same settings or choose a new folder"
-            )
+        run.check_settings(config)
     else:
         run = Run.create(folder, model, probe, heads, config, model_spec=model_spec)
     return run.execute(model, progress=progress)
