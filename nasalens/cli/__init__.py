@@ -17,4 +17,4 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point of the `nasalens` console script (errors: see `nasalens.cli.app`)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    app(prog_name="nasalens")

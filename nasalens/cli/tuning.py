@@ -10,6 +10,7 @@ import pandas as pd
 import typer
 
 from nasalens.cli.app import ModelOpt, app, load, out_dir, table
+from nasalens.errors import NasalensError, quote
 
 #: Model names the tuning commands understand beside `load_model`'s.
 ORGANISMS = {"organism": "planted", "organism-discriminating": "discriminating"}
@@ -211,6 +212,9 @@ def organism(
 ) -> None:
     """Build (once, several CPU minutes) and describe the planted-bias model organism."""
     from nasalens import organisms
+
+    if stage not in ORGANISMS.values():
+        raise NasalensError(f"--stage {quote(stage)}: use 'planted' or 'discriminating'")
 
     organisms.organism(stage)  # type: ignore[arg-type]
     report = organisms.build_report()
