@@ -114,7 +114,7 @@ def load_ar_lsat(
     if n is not None:
         if not 1 <= n <= 2 * len(questions):
             raise NasalensError(
-                f"{file}: n={n} but {len(questions)} questions give at most "
+                f"{file}: n={quote(n)} but {len(questions)} questions give at most "
                 f"{2 * len(questions)} samples; pass n<={2 * len(questions)} or n=None"
             )
         questions = subset(questions, (n + 1) // 2, seed=seed)

@@ -217,7 +217,8 @@ def _check_n(n: int | None, available: int, what: str) -> None:
     assert n is not None
     if n > available:
         raise NasalensError(
-            f"n={n} but only {available} can be taken from {what}; pass n<={available} or n=None"
+            f"n={quote(n)} but only {available} can be taken from {what}; pass n<={available} or "
+            "n=None"
         )
 
 

@@ -203,8 +203,10 @@ class NasaConfig:
         where = shorten(str(path))
         try:
             return cls.from_dict(payload, where=where)
-        except NasalensError:
-            raise
+        except NasalensError as err:  # the field checks do not know the file
+            if str(err).startswith(where):
+                raise
+            raise NasalensError(f"{where}: {err}") from err
         except (ValueError, TypeError, OverflowError) as err:  # e.g. 1e999-sized numbers
             raise NasalensError(
                 f"{where}: a value cannot be used ({type(err).__name__}: {shorten(str(err), 80)})"
