@@ -257,3 +257,19 @@ def test_prompts_without_special_text_are_tokenized_in_one_piece(tiny_model):
     for row in range(len(batch)):
         ids = tiny_model.tokenizer(batch.prompts[row], add_special_tokens=False)["input_ids"]
         assert batch.tokens[row][batch.attention_mask[row].bool()].tolist() == ids
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_chunk_sizes_and_lengths_are_checked_before_any_work(tiny_model, size):
+    from nasalens.metrics import evaluate
+    from nasalens.scores import nas
+
+    batch = encode(tiny_model, make_samples(3))
+    with pytest.raises(NasalensError, match="chunk_size must be a whole number >= 1"):
+        batch.chunks(size)  # at once, not when iterated
+    with pytest.raises(NasalensError, match="chunk_size must be"):
+        nas(tiny_model, batch, chunk_size=size, progress=False)  # was ZeroDivisionError
+    with pytest.raises(NasalensError, match="chunk_size must be"):
+        evaluate(tiny_model, make_samples(2), chunk_size=size, progress=False)
+    with pytest.raises(NasalensError, match="max_length must be"):
+        encode(tiny_model, make_samples(2), max_length=size)

@@ -100,13 +100,19 @@ class Batch:
         )
 
     def chunks(self, size: int, *, by_length: bool = True) -> Iterator[tuple[Tensor, Batch]]:
-        """Yield ``(row indices, sub-batch)`` of at most ``size`` rows.
+        """Return an iterator of ``(row indices, sub-batch)`` of at most ``size`` rows.
 
         With ``by_length`` the rows are grouped by length, so that little padding is computed;
         the indices say where each row came from.
+
+        Raises:
+            NasalensError: At once (not when iterated) when ``size`` is not a whole number >= 1.
         """
-        if size < 1:
-            raise NasalensError(f"chunk size must be at least 1, got {size}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise NasalensError(f"chunk_size must be a whole number >= 1, got {quote(size, 60)}")
+        return self._chunks(size, by_length)
+
+    def _chunks(self, size: int, by_length: bool) -> Iterator[tuple[Tensor, Batch]]:
         order = torch.arange(len(self))
         if by_length:
             order = torch.argsort(self.attention_mask.sum(dim=1), stable=True)
@@ -151,10 +157,17 @@ def encode(
         raise NasalensError(f"padding_side must be 'right' or 'left', got {quote(padding_side)}")
     if truncate not in ("error", "left"):
         raise NasalensError(f"truncate must be 'error' or 'left', got {quote(truncate)}")
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+    ):
+        raise NasalensError(
+            f"max_length must be a whole number of tokens >= 1 or None (the model's context), "
+            f"got {quote(max_length, 60)}"
+        )
     adapter = adapt(model)
     tok = adapter.tokenizer
     template = template or binary()
-    limit = max_length or adapter.info.n_ctx
+    limit = adapter.info.n_ctx if max_length is None else max_length
     chat = _use_chat(tok, template)
     rows = [_encode_one(tok, template, s, chat, limit, truncate) for s in _unique(samples)]
     width = max(len(r[1]) for r in rows)
