@@ -278,6 +278,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+def write_csv(path: str | Path, frame: object) -> None:
+    """Write a pandas DataFrame as CSV without its index, atomically."""
+    write_bytes(path, frame.to_csv(index=False).encode("utf-8"))  # type: ignore[attr-defined]
+
+
 @contextmanager
 def atomic_folder(folder: str | Path) -> Iterator[Path]:
     """Fill a temp folder beside ``folder`` in the block, then rename it into place.

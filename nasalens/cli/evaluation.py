@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from nasalens.artifacts import write_csv
 from nasalens.cli.app import (
     DataDirOpt,
     ModelOpt,
@@ -58,7 +59,7 @@ def evaluate(
         frames.append(result.to_frame(intervals=True))
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            result.per_sample.to_csv(out / f"{name}.csv", index=False)
+            write_csv(out / f"{name}.csv", result.per_sample)
     typer.echo(table(pd.concat(frames, ignore_index=True)))
     if qa_retention:
         models = {"model": loaded} if baseline is None else {"baseline": baseline, "tuned": loaded}

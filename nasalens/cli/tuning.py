@@ -9,6 +9,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from nasalens.artifacts import write_csv
 from nasalens.cli.app import ModelOpt, app, load, out_dir, table
 from nasalens.errors import NasalensError, quote
 
@@ -60,7 +61,7 @@ def compare_run(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for (set_name, model), result in cmp.results.items():
-            result.per_sample.to_csv(out / f"{set_name}-{model}.csv", index=False)
+            write_csv(out / f"{set_name}-{model}.csv", result.per_sample)
     frame = cmp.table
     for _, row in frame.iterrows():
         if row["verdict"] == "shifted, not debiased":
@@ -178,7 +179,7 @@ def tune(
         if line_up is None:
             line_up, ranking = select_heads(loaded, found, settings, progress=progress)
             out.mkdir(parents=True, exist_ok=True)
-            ranking.to_csv(out / f"heads-{settings.select}.csv", index=False)
+            write_csv(out / f"heads-{settings.select}.csv", ranking)
         typer.echo(f"heads: {line_up}")
         result = tune_run(out, loaded, found, line_up, settings, model_spec=spec, progress=progress)
     frame = result.to_frame()

@@ -13,6 +13,7 @@ from typing import Annotated, cast
 import pandas as pd
 import typer
 
+from nasalens.artifacts import write_csv
 from nasalens.cli.app import (
     DataDirOpt,
     ModelOpt,
@@ -69,9 +70,9 @@ def validate(
             seed=seed,
             per_head=per_head,
         )
-        result.summary.to_csv(out / f"{name}-summary.csv", index=False)
-        result.random_effects.to_csv(out / f"{name}-random.csv", index=False)
-        result.per_head.to_csv(out / f"{name}-per-head.csv", index=False)
+        write_csv(out / f"{name}-summary.csv", result.summary)
+        write_csv(out / f"{name}-random.csv", result.random_effects)
+        write_csv(out / f"{name}-per-head.csv", result.per_head)
         save_html(plot_validation(result), out / f"{name}-validation.html")
         if per_head:
             save_html(plot_head_effects(result), out / f"{name}-per-head.html")
