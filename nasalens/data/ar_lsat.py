@@ -12,8 +12,8 @@ import random
 import re
 from pathlib import Path
 
-from nasalens.data.files import as_object, locate, read_records, text_field
-from nasalens.data.sample import Sample, check_n, check_seed, subset
+from nasalens.data.files import as_object, object_rows, text_field
+from nasalens.data.sample import Sample, subset
 from nasalens.errors import NasalensError, quote
 
 logger = logging.getLogger(__name__)
@@ -38,11 +38,10 @@ def strip_letter(option: str, letter: str) -> str:
     return stripped.strip() or option.strip()
 
 
-def _questions(file: Path) -> list[tuple[str, str, list[str], int]]:
+def _questions(rows: list[tuple[str, dict[str, object]]]) -> list[tuple[str, str, list[str], int]]:
     """Read (id prefix, passage + question, options, index of the answer) per question."""
     out = []
-    for where, value in read_records(file):
-        passage_row = as_object(value, where)
+    for where, passage_row in rows:
         passage = text_field(passage_row, "passage", where)
         passage_id = passage_row.get("id")
         items = passage_row.get("questions")
@@ -103,10 +102,8 @@ def load_ar_lsat(
     Example:
         >>> samples = load_ar_lsat("../shared/data", n=100)  # doctest: +SKIP
     """
-    check_n(n)
-    check_seed(seed)
-    file = locate(path, FOLDER, FILENAME)
-    questions = _questions(file)
+    file, rows = object_rows(path, FOLDER, FILENAME, n=n, seed=seed)
+    questions = _questions(rows)
     prefixes = [q[0] for q in questions]
     if len(set(prefixes)) != len(prefixes):
         dup = next(p for p in prefixes if prefixes.count(p) > 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nasalens.artifacts import as_path, decode, parse_json, read_file
 from nasalens.artifacts import parse_jsonl as parse_lines
-from nasalens.data.sample import check_text
+from nasalens.data.sample import check_n, check_seed, check_text
 from nasalens.errors import NasalensError, quote
 
 DATA_DIR_ENV = "NASALENS_DATA_DIR"
@@ -107,6 +107,24 @@ def read_records(path: Path) -> list[Record]:
             "pass the data set's original file"
         )
     return [(f"{path} item {i}", item) for i, item in enumerate(value)]
+
+
+def object_rows(
+    path: str | Path | None, folder: str, filename: str, *, n: object, seed: object
+) -> tuple[Path, list[tuple[str, dict[str, object]]]]:
+    """Check a loader's ``n`` and ``seed``, find its file (`locate`) and read its objects.
+
+    Returns:
+        The file, and ``(where, object)`` for every record in file order.
+
+    Raises:
+        NasalensError: On a bad ``n`` or ``seed``, a missing or unreadable file, or a record
+            that is not a JSON object.
+    """
+    check_n(n)
+    check_seed(seed)
+    file = locate(path, folder, filename)
+    return file, [(where, as_object(value, where)) for where, value in read_records(file)]
 
 
 def as_object(value: object, where: str) -> dict[str, object]:

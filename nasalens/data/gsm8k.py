@@ -13,8 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from nasalens.data.answers import normalize, wrong_number
-from nasalens.data.files import as_object, locate, read_records, text_field
-from nasalens.data.sample import Question, Sample, binary_samples, check_n, check_seed, subset
+from nasalens.data.files import object_rows, text_field
+from nasalens.data.sample import Question, Sample, binary_samples, subset
 from nasalens.errors import NasalensError
 
 logger = logging.getLogger(__name__)
@@ -58,12 +58,9 @@ def gsm8k_questions(
         NasalensError: When the file is missing, a row is malformed (naming ``file:line``), or
             ``n`` is out of range.
     """
-    check_n(n)
-    check_seed(seed)
-    file = locate(path, FOLDER, FILENAME)
+    file, rows = object_rows(path, FOLDER, FILENAME, n=n, seed=seed)
     questions = []
-    for index, (where, value) in enumerate(read_records(file)):
-        row = as_object(value, where)
+    for index, (where, row) in enumerate(rows):
         question = text_field(row, "question", where)
         solution = text_field(row, "answer", where)
         answers = _gold(solution, where)

@@ -16,13 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from nasalens.data.answers import answer_kind, as_number, conflicts, normalize, wrong_number
-from nasalens.data.files import as_object, locate, read_records, text_field, text_list
+from nasalens.data.files import object_rows, text_field, text_list
 from nasalens.data.sample import (
     Question,
     Sample,
     binary_samples,
     check_n,
-    check_seed,
     subset,
 )
 from nasalens.errors import NasalensError
@@ -135,12 +134,9 @@ def nq_open_questions(
         NasalensError: When the file is missing, a row is malformed (naming ``file:line``), or
             ``n`` is out of range.
     """
-    check_n(n)
-    check_seed(seed)
-    file = locate(path, NQ_FOLDER, NQ_FILENAME)
+    file, rows = object_rows(path, NQ_FOLDER, NQ_FILENAME, n=n, seed=seed)
     questions = []
-    for index, (where, value) in enumerate(read_records(file)):
-        row = as_object(value, where)
+    for index, (where, row) in enumerate(rows):
         question = text_field(row, "question", where)
         answers = text_list(row, "answer", where)
         if answers is None:
@@ -222,12 +218,9 @@ def hotpotqa_questions(
     Raises:
         NasalensError: When the file is missing, an item is malformed, or ``n`` is out of range.
     """
-    check_n(n)
-    check_seed(seed)
-    file = locate(path, HOTPOT_FOLDER, HOTPOT_FILENAME)
+    file, rows = object_rows(path, HOTPOT_FOLDER, HOTPOT_FILENAME, n=n, seed=seed)
     questions = []
-    for index, (where, value) in enumerate(read_records(file)):
-        row = as_object(value, where)
+    for index, (where, row) in enumerate(rows):
         question = text_field(row, "question", where)
         answer = text_field(row, "answer", where)
         raw_id = row.get("_id", row.get("id"))

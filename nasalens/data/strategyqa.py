@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nasalens.data.files import as_object, locate, read_records, text_field, text_list
-from nasalens.data.sample import Sample, balance, check_n, check_seed
+from nasalens.data.files import object_rows, text_field, text_list
+from nasalens.data.sample import Sample, balance
 from nasalens.errors import NasalensError, quote
 
 logger = logging.getLogger(__name__)
@@ -44,13 +44,10 @@ def load_strategyqa(
     Example:
         >>> samples = load_strategyqa("../shared/data", n=100)  # doctest: +SKIP
     """
-    check_n(n)
-    check_seed(seed)
-    file = locate(path, FOLDER, FILENAME)
+    file, rows = object_rows(path, FOLDER, FILENAME, n=n, seed=seed)
     samples = []
     seen: set[str] = set()
-    for where, value in read_records(file):
-        row = as_object(value, where)
+    for where, row in rows:
         qid = row.get("qid")
         if not isinstance(qid, str | int) or isinstance(qid, bool) or not str(qid).strip():
             raise NasalensError(
