@@ -162,8 +162,8 @@ class HeadSet(Sequence[Head]):
                 raise NasalensError(f"{where}: head {quote(bad[0], 60)} is not a name like 'L17H7'")
             return [Head.parse(h) for h in items]
 
-        def scores(key: str, n: int, low: float, high: float) -> tuple[float, ...]:
-            values = payload.get(key) or [None] * n
+        def scores(key: str, values: object, n: int, low: float, high: float) -> tuple[float, ...]:
+            values = values or [None] * n
             if not (isinstance(values, list) and len(values) == n) or not all(
                 v is None or number(v, low, high) for v in values
             ):
@@ -185,8 +185,8 @@ class HeadSet(Sequence[Head]):
                 raise NasalensError(f"{where}: 'k' (or null) and 'n_samples' must be whole numbers")
             if consistency is not None and not (number(consistency, 0.0, 1.0) and consistency > 0):
                 raise NasalensError(f"{where}: 'consistency' must be a share in (0, 1] or null")
-            nas = scores("nas", len(heads), -math.inf, math.inf)
-            share = scores("share", len(heads), 0.0, 1.0)
+            nas = scores("nas", payload.get("nas"), len(heads), -math.inf, math.inf)
+            share = scores("share", payload.get("share"), len(heads), 0.0, 1.0)
             return cls(tuple(heads), nas, share, k, consistency and float(consistency), n_samples)
 
         try:

@@ -36,10 +36,10 @@ def read_log(path: Path) -> list[dict]:
     """
     if not path.exists():
         return []
-    out = []
+    out: list[dict] = []
     for where, record in read_jsonl(path, torn_tail=True):
         head = record.get("head_index") if isinstance(record, dict) else None
-        if not isinstance(head, int) or isinstance(head, bool) or "event" not in record:
+        if not isinstance(record, dict) or "event" not in record or type(head) is not int:
             raise NasalensError(
                 f"{where}: not a log record of nasalens tune (needs 'event' and an integer "
                 "'head_index'); delete log.jsonl from that line on to resume"
