@@ -59,7 +59,12 @@ def as_path(value: object, what: str = "path") -> Path:
     text = os.fspath(value)
     if not isinstance(text, str) or "\x00" in text or not text:
         raise NasalensError(f"{what} {quote(text, 60)} is not a usable path; pass a file name")
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError as err:  # "~someone" for a user this system does not know
+        raise NasalensError(
+            f"{what} {quote(text, 60)}: cannot expand '~' ({err}); write the folder out"
+        ) from err
     if len(text.encode(errors="replace")) > 4095 or any(
         len(part.encode(errors="replace")) > 255 for part in path.parts
     ):

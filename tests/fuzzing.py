@@ -301,7 +301,17 @@ def argument_calls(folder: Path) -> st.SearchStrategy[tuple[str, Callable[[], ob
         os.mkfifo(fifo)
     good = folder / "good.jsonl"
     good.write_text('{"question": "Q?", "gold": "yes"}\n{"question": "R?", "gold": "no"}\n')
-    special = [folder, fifo, "/dev/null", folder / "absent.jsonl", good, "a\x00b", "x" * 5000, ""]
+    special = [
+        folder,
+        fifo,
+        "/dev/null",
+        folder / "absent.jsonl",
+        good,
+        "a\x00b",
+        "x" * 5000,
+        "",
+        "~nobody-at-all/x",
+    ]
     paths = st.one_of(
         st.sampled_from(special), st.none(), st.integers(), st.floats(), st.binary(max_size=8),
         st.text(max_size=300), st.lists(st.text(max_size=3), max_size=2),

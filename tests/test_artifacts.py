@@ -84,6 +84,8 @@ def test_special_files_are_reported_as_what_they_are(tmp_path):
         read_json(tmp_path / ("x" * 5000))
     with pytest.raises(NasalensError, match="is not a usable path"):
         read_file("a\x00b")
+    with pytest.raises(NasalensError, match="cannot expand '~'"):
+        read_file("~no-such-user-on-this-machine/x.json")  # was a raw RuntimeError (fuzz)
 
 
 def test_a_torn_last_line_is_dropped_only_when_asked_and_only_at_the_end(tmp_path, caplog):
