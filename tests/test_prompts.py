@@ -265,7 +265,7 @@ def test_chunk_sizes_and_lengths_are_checked_before_any_work(tiny_model, size):
     from nasalens.scores import nas
 
     batch = encode(tiny_model, make_samples(3))
-    with pytest.raises(NasalensError, match="chunk_size must be a whole number >= 1"):
+    with pytest.raises(NasalensError, match="chunk_size must be a whole number, at least 1"):
         batch.chunks(size)  # at once, not when iterated
     with pytest.raises(NasalensError, match="chunk_size must be"):
         nas(tiny_model, batch, chunk_size=size, progress=False)  # was ZeroDivisionError

@@ -22,6 +22,7 @@ T = TypeVar("T")
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: The same and tab, newline and carriage return: nothing an id can mean.
 LINE_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_BLANK = "must be a non-empty string"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Sample:
     def __post_init__(self) -> None:
         """Reject empty or non-text fields, control characters, and non-bool gold values."""
         check_text(self.id, "sample id", single_line=True)
-        check_text(self.question, f"sample {quote(self.id)}: the question")
+        check_text(self.question, f"sample {quote(self.id)}: the question", blank=_BLANK)
         if not isinstance(self.gold, bool):
             raise NasalensError(
                 f"sample {quote(self.id)}: gold must be a bool (True for Yes), "
@@ -89,7 +90,7 @@ class Question:
         """Reject empty fields, control characters, a wrong answer that is gold, unknown kinds."""
         check_text(self.id, "question id", single_line=True)
         owner = f"question {quote(self.id)}"
-        check_text(self.question, f"{owner}: the question")
+        check_text(self.question, f"{owner}: the question", blank=_BLANK)
         answers = _answers(self.answers, owner, allow_empty=False)
         object.__setattr__(self, "answers", answers)
         if self.context is not None:
@@ -130,13 +131,16 @@ class Question:
         return replace(self.positive(), id=f"{self.id}/no", gold=False, label=self.wrong)
 
 
-def check_text(value: object, what: str, *, single_line: bool = False) -> str:
+def check_text(
+    value: object, what: str, *, single_line: bool = False, blank: str = "is empty"
+) -> str:
     """Return ``value`` if it is visible text that can be written as UTF-8; else raise.
 
     Args:
         value: The value to check.
         what: How the message names it, e.g. "sample 'q1': the question".
         single_line: Also reject tab, newline and carriage return (for ids).
+        blank: What the message says of blank text.
 
     Raises:
         NasalensError: When ``value`` is not a string, is blank, holds a lone surrogate, or
@@ -148,7 +152,7 @@ def check_text(value: object, what: str, *, single_line: bool = False) -> str:
             f"{what} must be a string, got {type(value).__name__} {quote(value, 60)}"
         )
     if not value.strip():
-        raise NasalensError(f"{what} is empty; give it visible text or remove it")
+        raise NasalensError(f"{what} {blank}; give it visible text or remove it")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:

@@ -109,7 +109,9 @@ class Batch:
             NasalensError: At once (not when iterated) when ``size`` is not a whole number >= 1.
         """
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise NasalensError(f"chunk_size must be a whole number >= 1, got {quote(size, 60)}")
+            raise NasalensError(
+                f"chunk_size must be a whole number, at least 1, got {quote(size, 60)}"
+            )
         return self._chunks(size, by_length)
 
     def _chunks(self, size: int, by_length: bool) -> Iterator[tuple[Tensor, Batch]]:
