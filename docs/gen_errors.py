@@ -19,6 +19,33 @@ Bad input raises `nasalens.NasalensError`, a `ValueError`. Every message names t
 item (sample id, `file:line`, head, field) and states the cause, then what to do. Below is
 every message nasalens can raise, by module and function, with its variable parts in braces.
 This page is generated from the source by `docs/gen_errors.py`.
+
+## The contract
+
+- **Every public function** turns bad input into a `NasalensError`: a missing file, a folder,
+  FIFO or device where a file belongs, a file that is not UTF-8, JSON with a repeated key or an
+  integer longer than Python reads (4,300 digits), a control character in a text field, an
+  argument of the wrong type or range. Anything else that escapes is a bug: please report it.
+- **Messages are short.** A user value is quoted to at most about 200 characters
+  (`nasalens.errors.quote`); a whole message to at most 2,000.
+- **User text is text.** A question, label, context or few-shot example that spells a special
+  token (`<|im_end|>`, BOS, EOS) is tokenized as characters; it never becomes a control token.
+- **The command line** prints one line, `error: <message>`, on stderr and exits with status 2;
+  `nasalens --debug COMMAND ...` (or `NASALENS_DEBUG=1`) shows the traceback instead. Every
+  command checks its data, output folders and config files before it loads a model.
+
+## What repairs itself (a warning, not an error)
+
+| what | found by | what happens |
+|---|---|---|
+| the GGUF-derived model cache: a file missing, truncated, changed or unparsable | the manifest of sizes and hashes written with it; the load | rebuilt from the GGUF file |
+| a run's `log.jsonl` ends in a torn line (a kill during an append) | the line does not parse and has no newline | the line is dropped on resume |
+| a run's checkpoint fails its hash (truncated, changed) | the content hash written in it | set aside as `*.damaged`; that head runs again (bit-identical) |
+| a run's `final.safetensors` fails its hash | the content hash | the run counts as unfinished; resuming writes it again |
+| a kill during any other write | writes are atomic (temp file, then rename) | nothing to repair; a leftover temp file is removed on resume |
+
+The organism cache is checked the same way but not rebuilt (that takes 18 CPU minutes): the
+error names the folder to delete.
 """
 
 
@@ -32,11 +59,18 @@ def _text(node: ast.expr) -> str:
             if isinstance(part, ast.Constant):
                 out.append(str(part.value))
             else:
-                out.append("{" + ast.unparse(part.value) + "}")  # type: ignore[attr-defined]
+                out.append("{" + _value(part.value) + "}")  # type: ignore[attr-defined]
         return "".join(out)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _text(node.left) + _text(node.right)
     return "{" + ast.unparse(node) + "}"
+
+
+def _value(node: ast.expr) -> str:
+    """A variable part as source; `quote(x)` and `shorten(x)` (the length bounds) show as x."""
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("quote", "shorten"):
+        return ast.unparse(node.args[0])
+    return ast.unparse(node)
 
 
 def messages() -> dict[str, list[tuple[str, str]]]:

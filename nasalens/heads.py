@@ -22,7 +22,7 @@ import torch
 
 from nasalens.artifacts import read_json, write_json
 from nasalens.deprecation import renamed_arguments
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote, shorten
 from nasalens.models import Head, HeadLike, ModelInfo, as_heads
 from nasalens.scores import NasScores
 
@@ -191,54 +191,104 @@ class HeadSet(Sequence[Head]):
         """Build a set from `to_dict`'s values, the version-1 layout, or a list of names.
 
         Raises:
-            NasalensError: When the values are not a head set (the message says what is wrong).
+            NasalensError: When the values are not a head set, naming ``where`` and the fault:
+                a head not named like ``"L17H7"`` or repeated, a score column without one
+                number (or null) per head, a share outside [0, 1], a bad ``k``,
+                ``consistency`` or ``n_samples``, an unknown format version.
         """
+        where = shorten(where)
+        try:
+            return cls._from_dict(payload, where)
+        except NasalensError as err:  # Head.parse and the constructor do not name the source
+            if str(err).startswith(where):
+                raise
+            raise NasalensError(f"{where}: {err}") from err
+
+    @classmethod
+    def _from_dict(cls, payload: object, where: str) -> HeadSet:
         if isinstance(payload, list):
-            return cls.of(payload)
+            return cls.of(_names(payload, where))
         if not isinstance(payload, dict) or not isinstance(payload.get("heads"), list):
             raise NasalensError(f"{where}: expected {{'heads': ['L17H7', ...], ...}}")
-        heads = tuple(Head.parse(str(h)) for h in payload["heads"])
-
-        def column(values: object, name: str) -> tuple[float, ...]:
-            if not isinstance(values, list) or len(values) != len(heads):
-                raise NasalensError(f"{where}: {name!r} must be a list of {len(heads)} numbers")
-            try:
-                return tuple(float("nan") if x is None else float(x) for x in values)
-            except (TypeError, ValueError) as err:
-                raise NasalensError(f"{where}: {name!r} holds a value that is no number") from err
-
+        heads = tuple(_names(payload["heads"], where))
         if "version" not in payload:  # version 1: nas, share, k, consistency, n_samples
-            scores = {k: column(payload[k], k) for k in ("nas", "share") if payload.get(k)}
-            meta = {k: payload[k] for k in ("k", "consistency", "n_samples") if k in payload}
-            method = "nas" if scores else "hand"
-            return cls(heads, scores, method, "nas" if scores else None, meta)
+            scores = {
+                key: _column(payload[key], len(heads), key, where)
+                for key in ("nas", "share")
+                if payload.get(key) is not None
+            }
+            meta = _checked_meta({k: payload.get(k) for k in ("k", "consistency", "n_samples")})
+            by = "nas" if scores else None
+            return cls(heads, scores, "nas" if scores else "hand", by, meta)
         if payload.get("version") != FORMAT_VERSION:
             raise NasalensError(
-                f"{where}: head set format version {payload.get('version')!r}; this nasalens "
-                f"reads versions 1 and {FORMAT_VERSION}"
+                f"{where}: head set format version {quote(payload.get('version'), 40)}; this "
+                f"nasalens reads versions 1 and {FORMAT_VERSION}"
             )
-        raw = payload.get("scores") or {}
-        if not isinstance(raw, dict):
-            raise NasalensError(f"{where}: 'scores' must be an object of score columns")
-        meta = payload.get("meta") or {}
-        if not isinstance(meta, dict):
-            raise NasalensError(f"{where}: 'meta' must be an object")
-        return cls(
-            heads,
-            {str(k): column(v, str(k)) for k, v in raw.items()},
-            str(payload.get("method") or "hand"),
-            None if payload.get("by") is None else str(payload["by"]),
-            meta,
-        )
+        raw, meta = payload.get("scores") or {}, payload.get("meta") or {}
+        if not isinstance(raw, dict) or not isinstance(meta, dict):
+            raise NasalensError(f"{where}: 'scores' and 'meta' must be objects")
+        method, by = payload.get("method") or "hand", payload.get("by")
+        if not isinstance(method, str) or not (by is None or isinstance(by, str)):
+            raise NasalensError(f"{where}: 'method' and 'by' must be names")
+        columns = {str(k): _column(v, len(heads), str(k), where) for k, v in raw.items()}
+        return cls(heads, columns, method, by, _checked_meta(meta))
 
     @classmethod
     def load(cls, path: str | Path) -> HeadSet:
         """Read a set written by `save` (either version) or a JSON list of names like "L17H7".
 
         Raises:
-            NasalensError: When the file is missing or malformed.
+            NasalensError: When the file is missing or malformed: a head not named like
+                ``"L17H7"`` or repeated, ``nas``/``share`` not as many numbers (or nulls) as
+                heads, a share outside [0, 1], or a bad ``k``, ``consistency`` or ``n_samples``.
         """
         return cls.from_dict(read_json(path), where=str(path))
+
+
+def _names(items: list, where: str) -> list[Head]:
+    """Heads written as names like "L17H7" (anything else named in the error)."""
+    bad = [h for h in items if not isinstance(h, str) or len(h) > 24]
+    if bad:
+        raise NasalensError(f"{where}: head {quote(bad[0], 60)} is not a name like 'L17H7'")
+    return [Head.parse(h) for h in items]
+
+
+def _column(values: object, n: int, key: str, where: str) -> tuple[float, ...]:
+    """One score per head: numbers (shares in [0, 1]) or null for NaN."""
+    low, high = (0.0, 1.0) if key == "share" else (-math.inf, math.inf)
+
+    def number(v: object) -> bool:
+        if isinstance(v, bool) or not isinstance(v, int | float) or abs(v) > 1e300:
+            return False
+        return math.isnan(v) or low <= v <= high  # NaN: not measured
+
+    if not (isinstance(values, list) and len(values) == n) or not all(
+        v is None or number(v) for v in values
+    ):
+        raise NasalensError(
+            f"{where}: {quote(key, 40)} must hold one number in [{low}, {high}] (or null) per "
+            f"head, {n} in all, got {quote(values, 60)}; save the set again or drop it"
+        )
+    return tuple(math.nan if v is None else float(v) for v in values)
+
+
+def _checked_meta(meta: dict) -> dict[str, object]:
+    """A ranking's settings with the known ones checked; nulls dropped."""
+    k, consistency, n_samples = (meta.get(x) for x in ("k", "consistency", "n_samples"))
+
+    def whole(v: object, low: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v < 2**63
+
+    if not (k is None or whole(k, 1)) or not (n_samples is None or whole(n_samples, 0)):
+        raise NasalensError("'k' (or null) and 'n_samples' must be whole numbers")
+    if consistency is not None and not (
+        isinstance(consistency, int | float)
+        and not isinstance(consistency, bool)
+        and 0 < consistency <= 1
+    ):
+        raise NasalensError("'consistency' must be a share in (0, 1] or null")
+    return {key: value for key, value in meta.items() if value is not None}
 
 
 @renamed_arguments(n="top_n")

@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from nasalens.artifacts import read_json, write_json
+from nasalens.artifacts import MANIFEST, check_manifest, read_json, write_json, write_manifest
 from nasalens.data import builtin_questions
 from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample, binary_samples, subset
@@ -239,7 +239,30 @@ def organism(
     folder = organism_dir(recipe, stage)
     if not (folder / "organism.json").is_file():
         save(build(load_model(), recipe, progress=progress), recipe)
-    return load_model(str(folder))
+    return _load_cached(folder)
+
+
+def _load_cached(folder: Path) -> torch.nn.Module:
+    """Load a stage from its cache folder, checked against the manifest written with it.
+
+    Raises:
+        NasalensError: When a file is missing, truncated, changed or does not load; the
+            message names the folder to delete (the next call rebuilds it).
+    """
+    fix = f"delete {folder} and call organism() again to rebuild it (about 18 CPU minutes)"
+    has_manifest = (folder / MANIFEST).is_file()
+    problems = check_manifest(folder) if has_manifest else []
+    if problems:
+        logger.warning("the organism cache %s is damaged: %s", folder, "; ".join(problems))
+        raise NasalensError(f"the organism cache is damaged ({'; '.join(problems)}); {fix}")
+    try:
+        model = load_model(str(folder))
+    except NasalensError as err:
+        logger.warning("the organism cache %s does not load: %s", folder, err)
+        raise NasalensError(f"the organism cache does not load ({err}); {fix}") from err
+    if not has_manifest:  # built before manifests existed: record it as it loads now
+        write_manifest(folder)
+    return model
 
 
 def save(built: Organism, recipe: OrganismRecipe) -> None:
@@ -261,6 +284,7 @@ def save(built: Organism, recipe: OrganismRecipe) -> None:
                 "report": built.report,
             },
         )
+        write_manifest(folder)  # sizes and hashes, checked on every load
 
 
 def build_report(recipe: OrganismRecipe | None = None) -> dict:

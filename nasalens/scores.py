@@ -282,9 +282,10 @@ def nas(
     geo = adapter.info
     shape = (len(batch), geo.n_layers, geo.n_heads)
     scores, attn_pos, attn_neg = torch.zeros(shape), torch.zeros(shape), torch.zeros(shape)
+    chunked = batch.chunks(chunk_size)  # checks chunk_size before the division below
     total = math.ceil(len(batch) / chunk_size)
     with torch.no_grad():
-        chunks = tqdm(batch.chunks(chunk_size), total=total, desc="NAS", disable=not progress)
+        chunks = tqdm(chunked, total=total, desc="NAS", disable=not progress)
         for index, sub in chunks:
             result = _chunk(adapter, sub, eps, region, fwd_hooks)
             scores[index], attn_pos[index], attn_neg[index] = result

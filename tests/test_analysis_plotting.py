@@ -10,11 +10,11 @@ from nasalens.analysis import analyze, outcomes
 from nasalens.metrics import EvalResult
 from nasalens.plotting.analysis import (
     analysis_section,
-    html_page,
     plot_confidence,
     plot_generalization,
     plot_scenarios,
 )
+from nasalens.report import Section, render
 from tests.builders import make_samples
 
 pytestmark = pytest.mark.legacy  # also runs on HookedTransformers (make test-legacy)
@@ -97,7 +97,9 @@ def test_analysis_section_and_page_on_the_tiny_model(tiny_model, tiny_model_copy
     section = analysis_section(result)
     assert section.startswith("<section>") and "Decision shifts after tuning" in section
     assert section.count("<table") == 6  # decisions, grid, knowledge, FN, shifts, scenarios
-    page = html_page("test", [section])
+    assert "<h2>" not in analysis_section(result, heading=False)
+    page = render("test", [Section("Analysis", html=analysis_section(result, heading=False))])
     assert page.startswith("<!DOCTYPE html>") and "Plotly" in page
+    assert page.count("<h2") == 1 and page.count("<script type='text/javascript'>") == 1
     assert "Analysis('custom', n=8, with a tuned model" in repr(result)
     assert result.to_frame()["model"].tolist() == ["base", "tuned"]

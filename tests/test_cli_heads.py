@@ -9,7 +9,6 @@ from nasalens.artifacts import read_json
 from nasalens.cli import app
 from nasalens.data import builtin_questions
 from nasalens.data.sample import subset
-from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet, negative_heads
 from nasalens.scores import NasScores, nas
 
@@ -80,11 +79,10 @@ def test_heads_reports_too_few_consistent_heads(run):
 def test_heads_rejects_a_set_without_positive_samples(run, tmp_path):
     file = _jsonl(tmp_path / "no.jsonl", [{"question": "Is fire cold?", "gold": "no"}])
     result = run("--data", str(file))
-    assert isinstance(result.exception, NasalensError)
-    assert "no positive (gold Yes) samples" in str(result.exception)
+    assert result.exit_code == 2 and "no positive (gold Yes) samples" in result.stderr
 
 
 def test_heads_rejects_a_k_larger_than_the_model(run):
     result = CliRunner().invoke(app, ["heads", "--data", "builtin-probe", "--samples", "2"])
-    assert isinstance(result.exception, NasalensError)
-    assert "k must be between 1 and the number of heads (8)" in str(result.exception)
+    assert result.exit_code == 2
+    assert "k must be between 1 and the number of heads (8)" in result.stderr

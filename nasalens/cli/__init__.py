@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 
-import typer
-
 # Importing a command module registers its commands on `app`.
 from nasalens.cli import analysis, demo, evaluation, heads, tuning, validation  # noqa: F401
 from nasalens.cli.app import app
@@ -17,12 +15,6 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the `nasalens` console script."""
+    """Entry point of the `nasalens` console script (errors: see `nasalens.cli.app`)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from nasalens.errors import NasalensError
-
-    try:
-        app()
-    except NasalensError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise SystemExit(2) from err
+    app(prog_name="nasalens")

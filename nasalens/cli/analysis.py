@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, load_set, table
+from nasalens.cli.app import (
+    DataDirOpt,
+    ModelOpt,
+    app,
+    at_least,
+    data_dir,
+    load,
+    load_sets,
+    out_dir,
+    table,
+)
 
 PAGE = "analysis.html"
 
@@ -34,23 +44,26 @@ def analyze(
     """Analyze the negative bias: prompts, knowledge categories, scenarios, tuning shifts."""
     from nasalens.analysis import SCENARIOS
     from nasalens.analysis import analyze as run_analysis
-    from nasalens.plotting.analysis import analysis_section, html_page
+    from nasalens.plotting.analysis import analysis_section
+    from nasalens.report import Section, write_report
 
     unknown = [w for w in scenario or () if w not in SCENARIOS]
     if unknown:
         raise typer.BadParameter(f"unknown scenario {unknown[0]!r}; use {', '.join(SCENARIOS)}")
     which = tuple(w for w in SCENARIOS if w in (scenario or SCENARIOS))
+    at_least(shots, 0, "--shots")
+    at_least(cot_tokens, 1, "--cot-tokens")
+    out_dir(out)
+    sets = load_sets(data, data_dir(data_root), n=n, seed=seed)
     loaded = load(model)
     other = load(tuned) if tuned is not None else None
-    root = data_dir(data_root)
     sections = []
-    for spec in data:
-        samples = load_set(spec, root, n=n, seed=seed)
+    for name, samples in sets.items():
         result = run_analysis(
             loaded,
             samples,
             tuned=other,
-            name=Path(spec).stem,
+            name=name,
             n_shots=shots,
             seed=seed,
             which=which,
@@ -64,10 +77,7 @@ def analyze(
         if result.shifts is not None:
             typer.echo("\nDecision shifts after tuning:\n" + table(result.shifts))
         typer.echo("\nPrompting scenarios:\n" + table(result.scenarios.to_frame()))
-        sections.append(analysis_section(result))
-    out.mkdir(parents=True, exist_ok=True)
-    page = out / PAGE
-    tmp = out / f".{PAGE}.tmp"
-    tmp.write_text(html_page("nasalens analysis", sections), encoding="utf-8")
-    tmp.replace(page)
+        html = analysis_section(result, heading=False)
+        sections.append(Section(f"Analysis: {result.name}", html=html))
+    page = write_report(out / PAGE, "nasalens analysis", sections)
     typer.echo(f"\nwrote {page}")

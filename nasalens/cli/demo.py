@@ -9,7 +9,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, table
+from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, out_dir, table
 
 
 @app.command()
@@ -23,6 +23,8 @@ def demo(
     from nasalens.pipeline import DemoConfig, run_demo
 
     start = time.perf_counter()
+    if out is not None:
+        out_dir(out)
     root = data_dir(data_root)
     root_text = None if root is None else str(root)
     config = DemoConfig.quick(root_text) if quick else DemoConfig(data_dir=root_text)

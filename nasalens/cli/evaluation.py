@@ -8,7 +8,17 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load_set, table
+from nasalens.artifacts import write_csv
+from nasalens.cli.app import (
+    DataDirOpt,
+    ModelOpt,
+    app,
+    at_least,
+    data_dir,
+    load_sets,
+    out_dir,
+    table,
+)
 
 
 @app.command()
@@ -34,19 +44,22 @@ def evaluate(
     import nasalens as nl
     from nasalens.cli.tuning import compare_run, load_any
 
-    baseline, loaded = load_any(model)
+    at_least(qa_retention, 0, "--qa-retention")
+    if out is not None:
+        out_dir(out)
     root = data_dir(data_root)
+    sets = load_sets(data, root, n=n)
+    baseline, loaded = load_any(model)
     frames = []
-    for spec in data:
-        samples = load_set(spec, root, n=n)
+    for name, samples in sets.items():
         if baseline is not None:
-            frames.append(compare_run(baseline, loaded, Path(spec).stem, samples, out))
+            frames.append(compare_run(baseline, loaded, name, samples, out))
             continue
-        result = nl.evaluate(loaded, samples, name=Path(spec).stem)
+        result = nl.evaluate(loaded, samples, name=name)
         frames.append(result.to_frame(intervals=True))
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            result.per_sample.to_csv(out / f"{Path(spec).stem}.csv", index=False)
+            write_csv(out / f"{name}.csv", result.per_sample)
     typer.echo(table(pd.concat(frames, ignore_index=True)))
     if qa_retention:
         models = {"model": loaded} if baseline is None else {"baseline": baseline, "tuned": loaded}

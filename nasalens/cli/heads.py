@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, table
+from nasalens.cli.app import DataDirOpt, ModelOpt, app, at_least, data_dir, load, out_dir, table
 from nasalens.data import load_positives
 
 
@@ -75,14 +75,16 @@ def heads_command(
     from nasalens.scores import nas
     from nasalens.validation import rank_heads
 
+    nl_heads.check_selection(k, k=k, top_n=top_n, consistency=consistency)  # size: below
+    at_least(chunk_size, 1, "--chunk-size")
+    out_dir(out)
+    root = data_dir(data_root)
+    sets = {set_name(spec): load_positives(spec, root, n=samples, seed=seed) for spec in data}
     loaded = load(model)
     geo = info(loaded)
     nl_heads.check_selection(geo.n_layers * geo.n_heads, k=k, top_n=top_n, consistency=consistency)
-    root = data_dir(data_root)
     found: dict[str, nl_heads.HeadSet] = {}
-    for spec in data:
-        name = set_name(spec)
-        positives = load_positives(spec, root, n=samples, seed=seed)
+    for name, positives in sets.items():
         scores = nas(loaded, positives, chunk_size=chunk_size)
         chosen = nl_heads.negative_heads(scores, k=k, top_n=top_n, consistency=consistency)
         found[name] = chosen

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
 
-from nasalens.cli.app import ModelOpt, app, load, table
+from nasalens.artifacts import write_csv
+from nasalens.cli.app import ModelOpt, app, load, out_dir, table
+from nasalens.errors import NasalensError, quote
 
 #: Model names the tuning commands understand beside `load_model`'s.
 ORGANISMS = {"organism": "planted", "organism-discriminating": "discriminating"}
@@ -31,24 +34,21 @@ def resolve(spec: str | None) -> tuple[object, str | None]:
     return load(spec), spec
 
 
-def is_run(spec: str | None) -> bool:
-    """Whether ``spec`` is a NASA run folder."""
-    return spec is not None and (Path(spec) / "run.json").is_file()
-
-
 def load_any(spec: str | None) -> tuple[object | None, object]:
-    """Load a run folder (its base and tuned model), an exported folder, or any model spec.
+    """`nasalens.tuning.runs.load_any`, with the organism names and the load time printed.
 
     Returns:
         (baseline, model): baseline is the run's base model for a run folder, else None.
     """
-    if is_run(spec):
-        from nasalens.tuning.runs import Run
+    from nasalens.tuning.runs import is_run
+    from nasalens.tuning.runs import load_any as load_run_or_model
 
-        run = Run.open(str(spec))
-        base, _ = resolve(run.model_spec)
-        return base, run.tuned_model(base)
-    return None, resolve(spec)[0]
+    if not is_run(spec):
+        return None, resolve(spec)[0]
+    start = time.perf_counter()
+    base, tuned = load_run_or_model(spec)
+    typer.echo(f"loaded run {spec} (base and tuned) in {time.perf_counter() - start:.1f} s")
+    return base, tuned
 
 
 def compare_run(
@@ -61,7 +61,7 @@ def compare_run(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for (set_name, model), result in cmp.results.items():
-            result.per_sample.to_csv(out / f"{set_name}-{model}.csv", index=False)
+            write_csv(out / f"{set_name}-{model}.csv", result.per_sample)
     frame = cmp.table
     for _, row in frame.iterrows():
         if row["verdict"] == "shifted, not debiased":
@@ -141,10 +141,11 @@ def tune(
     from nasalens import data
     from nasalens.heads import HeadSet
     from nasalens.tuning import NasaConfig, probe_set
-    from nasalens.tuning.runs import Run, tune_run
+    from nasalens.tuning.runs import Run, is_run, tune_run
     from nasalens.tuning.selection import select_heads
 
-    run = Run.open(out) if (out / "run.json").is_file() else None
+    out_dir(out)
+    run = Run.open(out) if is_run(out) else None
     settings = _config(
         config,
         {
@@ -165,28 +166,27 @@ def tune(
     )
     assert isinstance(settings, NasaConfig)
     if run is not None:
+        run.check_settings(settings)  # before the model loads
         typer.echo(f"resuming {run}")
         loaded, _ = resolve(run.model_spec)
         result = tune_run(out, loaded, run.probe, run.heads, settings, progress=progress)
     else:
+        questions = data.load_questions_jsonl(probe) if probe != "builtin-probe" else None
+        line_up = HeadSet.load(heads) if heads is not None else None
         loaded, spec = resolve(model)
-        if probe != "builtin-probe":
-            questions = data.load_questions_jsonl(probe)
-        elif model in ORGANISMS:
-            questions = _organism_questions()
-        else:
-            questions = data.builtin_questions("probe")
+        if questions is None:
+            questions = (
+                _organism_questions() if model in ORGANISMS else data.builtin_questions("probe")
+            )
         found = probe_set(
             loaded, questions, val_fraction=settings.val_fraction, seed=settings.seed,
             progress=progress,
         )  # fmt: skip
         typer.echo(f"probing set: {found.counts()}")
-        if heads is not None:
-            line_up = HeadSet.load(heads)
-        else:
+        if line_up is None:
             line_up = select_heads(loaded, found, settings, progress=progress)
             out.mkdir(parents=True, exist_ok=True)
-            line_up.to_frame().to_csv(out / f"heads-{settings.select}.csv", index=False)
+            write_csv(out / f"heads-{settings.select}.csv", line_up.to_frame())
         typer.echo(f"heads: {line_up.top(settings.top_n)}")
         result = tune_run(out, loaded, found, line_up, settings, model_spec=spec, progress=progress)
     frame = result.to_frame()
@@ -202,10 +202,15 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (new or empty).")],
 ) -> None:
     """Write a run's tuned model as a plain Hugging Face checkpoint."""
+    from nasalens.tuning.export import check_out
     from nasalens.tuning.export import export as export_model
+    from nasalens.tuning.runs import Run
 
-    _, tuned = load_any(str(run))
-    export_model(tuned, out)
+    check_out(out)
+    finished = Run.open(run)  # refuses a folder that is not a run, naming what is missing
+    finished.check_finished()
+    base, _ = resolve(finished.model_spec)
+    export_model(finished.tuned_model(base), out)
     typer.echo(f"wrote {out} (AutoModelForCausalLM.from_pretrained({str(out)!r}) loads it)")
 
 
@@ -215,6 +220,9 @@ def organism(
 ) -> None:
     """Build (once, several CPU minutes) and describe the planted-bias model organism."""
     from nasalens import organisms
+
+    if stage not in ORGANISMS.values():
+        raise NasalensError(f"--stage {quote(stage)}: use 'planted' or 'discriminating'")
 
     organisms.organism(stage)  # type: ignore[arg-type]
     report = organisms.build_report()

@@ -13,7 +13,18 @@ from typing import Annotated, cast
 import pandas as pd
 import typer
 
-from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, load_set, table
+from nasalens.artifacts import write_csv
+from nasalens.cli.app import (
+    DataDirOpt,
+    ModelOpt,
+    app,
+    at_least,
+    data_dir,
+    load,
+    load_sets,
+    out_dir,
+    table,
+)
 
 
 @app.command()
@@ -44,14 +55,14 @@ def validate(
     from nasalens.validation import validate_heads
 
     check_how(how, ABLATIONS, "ablation")
+    at_least(n_sets, 0, "--n-sets")
     chosen = HeadSet.load(heads)
+    out_dir(out)
+    sets = load_sets(data, data_dir(data_root), n=n)
     loaded = load(model)
-    root = data_dir(data_root)
     out.mkdir(parents=True, exist_ok=True)
     frames = []
-    for spec in data:
-        name = Path(spec).stem if spec.endswith(".jsonl") else spec
-        samples = load_set(spec, root, n=n)
+    for name, samples in sets.items():
         result = validate_heads(
             loaded,
             samples,
@@ -61,9 +72,9 @@ def validate(
             seed=seed,
             per_head=per_head,
         )
-        result.summary.to_csv(out / f"{name}-summary.csv", index=False)
-        result.random_effects.to_csv(out / f"{name}-random.csv", index=False)
-        result.per_head.to_csv(out / f"{name}-per-head.csv", index=False)
+        write_csv(out / f"{name}-summary.csv", result.summary)
+        write_csv(out / f"{name}-random.csv", result.random_effects)
+        write_csv(out / f"{name}-per-head.csv", result.per_head)
         save_html(plot_validation(result), out / f"{name}-validation.html")
         if per_head:
             save_html(plot_head_effects(result), out / f"{name}-per-head.html")

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 _UNITS = {
     "zero": 0,
@@ -239,7 +239,7 @@ def matches(prediction: str, answers: Sequence[str], *, numeric: bool | None = N
         gold = [v for v in (as_number(a) for a in aliases) if v is not None]
         if not gold:
             raise NasalensError(
-                f"matches(): numeric=True but no answer in {aliases!r} is a number; "
+                f"matches(): numeric=True but no answer in {quote(aliases)} is a number; "
                 "pass numeric=False to compare text"
             )
         found = numbers(prediction)
@@ -366,10 +366,10 @@ def wrong_number(gold: str, rng: random.Random) -> str:
         value = Decimal(gold.replace(",", "").strip())
     except InvalidOperation as err:
         raise NasalensError(
-            f"wrong_number(): gold {gold!r} is not a number; pass digits such as '18' or '3.5'"
+            f"wrong_number(): gold {quote(gold)} is not a number; pass digits such as '18' or '3.5'"
         ) from err
     if not value.is_finite():
-        raise NasalensError(f"wrong_number(): gold {gold!r} is not a finite number")
+        raise NasalensError(f"wrong_number(): gold {quote(gold)} is not a finite number")
     is_int = value == value.to_integral_value()
     magnitude = abs(value)
     step = Decimal(1)

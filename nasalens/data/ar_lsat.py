@@ -12,9 +12,9 @@ import random
 import re
 from pathlib import Path
 
-from nasalens.data.files import as_object, locate, read_records, text_field
+from nasalens.data.files import as_object, object_rows, text_field
 from nasalens.data.sample import Sample, subset
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +38,10 @@ def strip_letter(option: str, letter: str) -> str:
     return stripped.strip() or option.strip()
 
 
-def _questions(file: Path) -> list[tuple[str, str, list[str], int]]:
+def _questions(rows: list[tuple[str, dict[str, object]]]) -> list[tuple[str, str, list[str], int]]:
     """Read (id prefix, passage + question, options, index of the answer) per question."""
     out = []
-    for where, value in read_records(file):
-        passage_row = as_object(value, where)
+    for where, passage_row in rows:
         passage = text_field(passage_row, "passage", where)
         passage_id = passage_row.get("id")
         items = passage_row.get("questions")
@@ -68,7 +67,7 @@ def _questions(file: Path) -> list[tuple[str, str, list[str], int]]:
             if not isinstance(answer, str) or not answer.strip() or answer.strip() not in letters:
                 raise NasalensError(
                     f"{q_where}: field 'answer' must be one of the letters {', '.join(letters)}, "
-                    f"got {answer!r:.60}"
+                    f"got {quote(answer, 60)}"
                 )
             q_number = str(row.get("questionId") or k + 1).strip()
             prefix = f"arlsat-{passage_id.strip()}-{q_number}"
@@ -103,16 +102,16 @@ def load_ar_lsat(
     Example:
         >>> samples = load_ar_lsat("../shared/data", n=100)  # doctest: +SKIP
     """
-    file = locate(path, FOLDER, FILENAME)
-    questions = _questions(file)
+    file, rows = object_rows(path, FOLDER, FILENAME, n=n, seed=seed)
+    questions = _questions(rows)
     prefixes = [q[0] for q in questions]
     if len(set(prefixes)) != len(prefixes):
         dup = next(p for p in prefixes if prefixes.count(p) > 1)
-        raise NasalensError(f"{file}: question id {dup!r} appears twice; ids must be unique")
+        raise NasalensError(f"{file}: question id {quote(dup)} appears twice; ids must be unique")
     if n is not None:
         if not 1 <= n <= 2 * len(questions):
             raise NasalensError(
-                f"{file}: n={n} but {len(questions)} questions give at most "
+                f"{file}: n={quote(n)} but {len(questions)} questions give at most "
                 f"{2 * len(questions)} samples; pass n<={2 * len(questions)} or n=None"
             )
         questions = subset(questions, (n + 1) // 2, seed=seed)
@@ -120,7 +119,7 @@ def load_ar_lsat(
     for prefix, question, options, correct in questions:
         others = [i for i, o in enumerate(options) if o.casefold() != options[correct].casefold()]
         if not others:
-            raise NasalensError(f"{file}: question {prefix!r} has no option unlike its answer")
+            raise NasalensError(f"{file}: question {quote(prefix)} has no option unlike its answer")
         wrong = random.Random(f"{seed}:{prefix}").choice(others)
         for i in sorted((correct, wrong)):
             samples.append(

@@ -13,7 +13,7 @@ from typing import Literal
 
 from nasalens.data.jsonl import parse_questions
 from nasalens.data.sample import Question, Sample, binary_samples
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 BuiltinName = Literal["probe", "eval"]
 BUILTIN_NAMES: tuple[str, ...] = ("probe", "eval")
@@ -48,7 +48,7 @@ def builtin_questions(name: BuiltinName) -> list[Question]:
         170
     """
     if name not in BUILTIN_NAMES:
-        raise NasalensError(f"built-in set {name!r} does not exist; use 'probe' or 'eval'")
+        raise NasalensError(f"built-in set {quote(name)} does not exist; use 'probe' or 'eval'")
     return list(_load(name))
 
 

@@ -7,11 +7,13 @@ and the typed field checks that every loader shares.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from nasalens.errors import NasalensError
+from nasalens.artifacts import as_path, decode, parse_json, read_file
+from nasalens.artifacts import parse_jsonl as parse_lines
+from nasalens.data.sample import check_n, check_seed, check_text
+from nasalens.errors import NasalensError, quote
 
 DATA_DIR_ENV = "NASALENS_DATA_DIR"
 
@@ -38,12 +40,12 @@ def locate(path: str | Path | None, folder: str, filename: str) -> Path:
         root = os.environ.get(DATA_DIR_ENV)
         if not root:
             raise NasalensError(
-                f"no path given for the {folder!r} data set and {DATA_DIR_ENV} is not set; "
+                f"no path given for the {quote(folder)} data set and {DATA_DIR_ENV} is not set; "
                 f"pass path=... (the file, its folder, or a data root with a {folder}/ folder) "
                 f"or set {DATA_DIR_ENV} to a data root"
             )
         path = root
-    path = Path(path).expanduser()
+    path = as_path(path, "path")
     if path.is_file():
         return path
     if path.is_dir():
@@ -61,18 +63,11 @@ def locate(path: str | Path | None, folder: str, filename: str) -> Path:
     )
 
 
-def _decode(raw: bytes, where: str) -> str:
-    """Decode UTF-8 bytes (a leading byte-order mark is dropped)."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise NasalensError(
-            f"{where}: not valid UTF-8 (byte {err.start}); save the file as UTF-8"
-        ) from err
+_ROW_HINT = 'write one JSON object per line, e.g. {"question": "Is water wet?", "gold": "yes"}'
 
 
 def parse_jsonl(raw: bytes, name: str) -> list[Record]:
-    """Parse JSON Lines bytes into records, skipping blank lines.
+    """Parse JSON Lines bytes into records, skipping blank lines (see `artifacts.parse_jsonl`).
 
     Args:
         raw: The file's bytes.
@@ -82,27 +77,10 @@ def parse_jsonl(raw: bytes, name: str) -> list[Record]:
         One ``("name:line", value)`` per non-blank line; line numbers start at 1.
 
     Raises:
-        NasalensError: On a line that is not UTF-8 or not one JSON value.
+        NasalensError: On a line that is not UTF-8 or not strict JSON (a repeated key, an
+            integer too long to read).
     """
-    records: list[Record] = []
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        where = f"{name}:{number}"
-        text = _decode(line, where)
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as err:
-            if isinstance(err, json.JSONDecodeError):
-                detail = f"{err.msg} at column {err.colno}"
-            else:
-                detail = "nested too deeply"
-            raise NasalensError(
-                f"{where}: not valid JSON ({detail}); write one JSON object per line, "
-                'e.g. {"question": "Is water wet?", "gold": "yes"}'
-            ) from err
-        records.append((where, value))
-    return records
+    return parse_lines(raw, name, hint=_ROW_HINT)
 
 
 def read_records(path: Path) -> list[Record]:
@@ -116,27 +94,37 @@ def read_records(path: Path) -> list[Record]:
         (items counted from 0).
 
     Raises:
-        NasalensError: When the file cannot be read or parsed, or a JSON file is not a list.
+        NasalensError: When the file is not a regular file or cannot be read or parsed, or a
+            JSON file is not a list.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise NasalensError(f"{path}: cannot be read ({err.strerror}); check the path") from err
+    raw = read_file(path, "data file")
     if path.suffix == ".jsonl":
         return parse_jsonl(raw, str(path))
-    text = _decode(raw, str(path))
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise NasalensError(
-            f"{path}:{err.lineno}: not valid JSON ({err.msg} at column {err.colno})"
-        ) from err
+    value = parse_json(decode(raw, str(path)), str(path))
     if not isinstance(value, list):
         raise NasalensError(
             f"{path}: expected a JSON list of items, got {type(value).__name__}; "
             "pass the data set's original file"
         )
     return [(f"{path} item {i}", item) for i, item in enumerate(value)]
+
+
+def object_rows(
+    path: str | Path | None, folder: str, filename: str, *, n: object, seed: object
+) -> tuple[Path, list[tuple[str, dict[str, object]]]]:
+    """Check a loader's ``n`` and ``seed``, find its file (`locate`) and read its objects.
+
+    Returns:
+        The file, and ``(where, object)`` for every record in file order.
+
+    Raises:
+        NasalensError: On a bad ``n`` or ``seed``, a missing or unreadable file, or a record
+            that is not a JSON object.
+    """
+    check_n(n)
+    check_seed(seed)
+    file = locate(path, folder, filename)
+    return file, [(where, as_object(value, where)) for where, value in read_records(file)]
 
 
 def as_object(value: object, where: str) -> dict[str, object]:
@@ -154,21 +142,8 @@ def as_object(value: object, where: str) -> dict[str, object]:
 
 
 def _checked(value: object, label: str, where: str) -> str:
-    """Return ``value`` stripped if it is visible UTF-8-writable text; else raise."""
-    if not isinstance(value, str):
-        raise NasalensError(
-            f"{where}: {label} must be a string, got {type(value).__name__} {value!r:.60}"
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise NasalensError(
-            f"{where}: {label} holds an invalid character (a lone surrogate); "
-            "fix the text's encoding"
-        ) from err
-    if not value.strip():
-        raise NasalensError(f"{where}: {label} is empty; give it visible text or remove it")
-    return value.strip()
+    """Return ``value`` stripped if it is visible text (`sample.check_text`); else raise."""
+    return check_text(value, f"{where}: {label}").strip()
 
 
 def text_field(row: dict[str, object], key: str, where: str) -> str:
@@ -188,8 +163,8 @@ def text_field(row: dict[str, object], key: str, where: str) -> str:
     """
     value = row.get(key)
     if value is None:
-        raise NasalensError(f"{where}: field {key!r} is missing; add it as a non-empty string")
-    return _checked(value, f"field {key!r}", where)
+        raise NasalensError(f"{where}: field {quote(key)} is missing; add it as a non-empty string")
+    return _checked(value, f"field {quote(key)}", where)
 
 
 def optional_text(row: dict[str, object], key: str, where: str) -> str | None:
@@ -221,7 +196,9 @@ def text_list(row: dict[str, object], key: str, where: str) -> tuple[str, ...] |
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
         raise NasalensError(
-            f"{where}: field {key!r} must be a string or a non-empty list of strings, "
-            f'got {value!r:.60}; write e.g. "{key}": ["12", "twelve"]'
+            f"{where}: field {quote(key)} must be a string or a non-empty list of strings, "
+            f'got {quote(value, 60)}; write e.g. "{key}": ["12", "twelve"]'
         )
-    return tuple(_checked(item, f"field {key!r} item {i}", where) for i, item in enumerate(items))
+    return tuple(
+        _checked(item, f"field {quote(key)} item {i}", where) for i, item in enumerate(items)
+    )

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from nasalens.data.answers import normalize, wrong_number
-from nasalens.data.files import as_object, locate, read_records, text_field
+from nasalens.data.files import object_rows, text_field
 from nasalens.data.sample import Question, Sample, binary_samples, subset
 from nasalens.errors import NasalensError
 
@@ -58,10 +58,9 @@ def gsm8k_questions(
         NasalensError: When the file is missing, a row is malformed (naming ``file:line``), or
             ``n`` is out of range.
     """
-    file = locate(path, FOLDER, FILENAME)
+    file, rows = object_rows(path, FOLDER, FILENAME, n=n, seed=seed)
     questions = []
-    for index, (where, value) in enumerate(read_records(file)):
-        row = as_object(value, where)
+    for index, (where, row) in enumerate(rows):
         question = text_field(row, "question", where)
         solution = text_field(row, "answer", where)
         answers = _gold(solution, where)
@@ -76,10 +75,7 @@ def gsm8k_questions(
                 source="gsm8k",
             )
         )
-    try:
-        return subset(questions, n, seed=seed)
-    except NasalensError as err:
-        raise NasalensError(f"{file}: {err}") from err
+    return subset(questions, n, seed=seed, where=str(file))
 
 
 def load_gsm8k(

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from nasalens.artifacts import as_path, read_file
 from nasalens.data.answers import answer_kind, conflicts
 from nasalens.data.files import as_object, optional_text, parse_jsonl, text_field, text_list
 from nasalens.data.sample import (
@@ -51,9 +52,11 @@ from nasalens.data.sample import (
     Sample,
     balance,
     binary_samples,
+    check_n,
+    check_seed,
     subset,
 )
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ def _row_id(row: dict[str, object], where: str, default: str, seen: dict[str, st
         )
     if row_id in seen:
         raise NasalensError(
-            f"{where}: id {row_id!r} is already used at {seen[row_id]}; ids must be unique "
+            f"{where}: id {quote(row_id)} is already used at {seen[row_id]}; ids must be unique "
             "(change it, or leave 'id' out to get <file stem>-<line>)"
         )
     seen[row_id] = where
@@ -107,7 +110,7 @@ def _gold(row: dict[str, object], where: str) -> bool:
             "(or, for short-answer questions, give every row 'answers' and no 'gold')"
         )
     raise NasalensError(
-        f'{where}: field \'gold\' must be "yes", "no", true or false, got {value!r:.60}'
+        f'{where}: field \'gold\' must be "yes", "no", true or false, got {quote(value, 60)}'
     )
 
 
@@ -145,15 +148,15 @@ def _question_row(row: dict[str, object], where: str, row_id: str, source: str) 
     wrong = optional_text(row, "wrong", where)
     if wrong is not None and conflicts(wrong, answers):
         raise NasalensError(
-            f"{where}: the wrong answer {wrong!r} reads as one of the answers {list(answers)!r}; "
-            "give a wrong answer that no alias matches"
+            f"{where}: the wrong answer {quote(wrong)} reads as one of the answers "
+            f"{quote(list(answers))}; give a wrong answer that no alias matches"
         )
     kind = optional_text(row, "kind", where)
     if kind is None:
         kind = answer_kind(question, answers[0])
     elif kind not in ANSWER_KINDS:
         raise NasalensError(
-            f"{where}: field 'kind' is {kind!r}; use one of {', '.join(ANSWER_KINDS)} "
+            f"{where}: field 'kind' is {quote(kind)}; use one of {', '.join(ANSWER_KINDS)} "
             "or leave it out"
         )
     return Question(
@@ -196,14 +199,9 @@ def _rows(
 
 
 def _read(path: str | Path) -> tuple[bytes, Path]:
-    """Read a user's file, with a clear error when it is missing."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise NasalensError(f"{file}: no such file; pass path= to a .jsonl file")
-    try:
-        return file.read_bytes(), file
-    except OSError as err:
-        raise NasalensError(f"{file}: cannot be read ({err.strerror})") from err
+    """Read a user's file through the validating reader (`artifacts.read_file`)."""
+    file = as_path(path, "path")
+    return read_file(file, "JSON Lines file"), file
 
 
 def parse_questions(raw: bytes, name: str, *, source: str) -> list[Question]:
@@ -270,6 +268,10 @@ def load_jsonl(
     Example:
         >>> samples = load_jsonl("my_checks.jsonl", n=100)  # doctest: +SKIP
     """
+    check_n(n)
+    check_seed(seed)
+    if not isinstance(balanced, bool):
+        raise NasalensError(f"balanced must be True or False, got {quote(balanced, 60)}")
     raw, file = _read(path)
     rows = _rows(raw, str(file), file.stem, questions=None)
     questions = [(where, q) for where, q in rows if isinstance(q, Question)]

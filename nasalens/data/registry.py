@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from nasalens.artifacts import as_path
 from nasalens.data.ar_lsat import load_ar_lsat
 from nasalens.data.builtin_sets import builtin, builtin_questions
 from nasalens.data.gsm8k import gsm8k_questions, load_gsm8k
 from nasalens.data.jsonl import load_jsonl
-from nasalens.data.sample import Question, Sample, subset
+from nasalens.data.sample import Question, Sample, check_n, check_seed, subset
 from nasalens.data.shortqa import hotpotqa_questions, load_hotpotqa, load_nq_open, nq_open_questions
 from nasalens.data.strategyqa import load_strategyqa
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 EXTERNAL: dict[str, Callable[..., list[Sample]]] = {
     "strategyqa": load_strategyqa,
@@ -55,7 +56,9 @@ def load(
         >>> len(samples)
         50
     """
-    key = name.strip().casefold().replace("-", "_")
+    key = _key(name)
+    check_n(n)
+    check_seed(seed)
     if key in EXTERNAL:
         return EXTERNAL[key](path, n=n, seed=seed)
     if key == "jsonl":
@@ -65,10 +68,20 @@ def load(
     if key in ("builtin_probe", "builtin_eval"):
         if path is not None:
             raise NasalensError(
-                f"{name!r} is shipped with nasalens and takes no path; leave path=None"
+                f"{quote(name)} is shipped with nasalens and takes no path; leave path=None"
             )
         return builtin("probe" if key == "builtin_probe" else "eval", n=n, seed=seed)
-    raise NasalensError(f"unknown data set {name!r}; use one of: {', '.join(NAMES)}")
+    raise NasalensError(f"unknown data set {quote(name)}; use one of: {', '.join(NAMES)}")
+
+
+def _key(name: object) -> str:
+    """A set name in canonical form (case, "-" and "_" do not matter)."""
+    if not isinstance(name, str):
+        raise NasalensError(
+            f"a data set name must be a string, got {type(name).__name__} {quote(name, 60)}; "
+            f"use one of: {', '.join(NAMES)}"
+        )
+    return name.strip().casefold().replace("-", "_")
 
 
 QUESTION_SETS: dict[str, Callable[[Path | None, int | None, int], list[Question]]] = {
@@ -101,9 +114,11 @@ def load_positives(
     Raises:
         NasalensError: When the set has no gold-Yes sample, or as `load`.
     """
-    key = name.strip().casefold().replace("-", "_")
+    key = _key(name)
+    check_n(n)
+    check_seed(seed)
     if key in QUESTION_SETS:
-        root = None if path is None else Path(path)
+        root = None if path is None else as_path(path)
         return [q.positive() for q in QUESTION_SETS[key](root, n, seed)]
     if name.endswith(".jsonl"):
         samples = load_jsonl(name, balanced=False)
@@ -112,6 +127,6 @@ def load_positives(
     positives = [s for s in samples if s.gold]
     if not positives:
         raise NasalensError(
-            f"data set {name!r} has no positive (gold Yes) samples; NAS is found on those"
+            f"data set {quote(name)} has no positive (gold Yes) samples; NAS is found on those"
         )
     return subset(positives, min(n, len(positives)) if n else None, seed=seed)

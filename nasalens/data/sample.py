@@ -7,16 +7,22 @@ is one yes/no decision shown to the model. `binary_samples` turns questions into
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 AnswerKind = Literal["number", "year", "person", "place", "yesno", "other"]
 ANSWER_KINDS: tuple[str, ...] = ("number", "year", "person", "place", "yesno", "other")
 T = TypeVar("T")
+#: Control characters no text can mean: all but tab, newline and carriage return.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: The same and tab, newline and carriage return: nothing an id can mean.
+LINE_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_BLANK = "must be a non-empty string"
 
 
 @dataclass(frozen=True)
@@ -43,21 +49,19 @@ class Sample:
     answers: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        """Reject empty ids and questions, and non-bool gold values."""
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise NasalensError(f"sample id {self.id!r}: the id must be a non-empty string")
-        if not isinstance(self.question, str) or not self.question.strip():
-            raise NasalensError(f"sample {self.id!r}: the question must be a non-empty string")
+        """Reject empty or non-text fields, control characters, and non-bool gold values."""
+        check_text(self.id, "sample id", single_line=True)
+        check_text(self.question, f"sample {quote(self.id)}: the question", blank=_BLANK)
         if not isinstance(self.gold, bool):
             raise NasalensError(
-                f"sample {self.id!r}: gold must be a bool (True for Yes), got {self.gold!r}"
+                f"sample {quote(self.id)}: gold must be a bool (True for Yes), "
+                f"got {quote(self.gold, 60)}"
             )
-        if self.label is not None and (not isinstance(self.label, str) or not self.label.strip()):
-            raise NasalensError(
-                f"sample {self.id!r}: label must be a non-empty string or None, got {self.label!r}"
-            )
-        if not isinstance(self.answers, tuple):
-            object.__setattr__(self, "answers", tuple(self.answers))
+        for name in ("label", "context", "source"):
+            if getattr(self, name) is not None:
+                check_text(getattr(self, name), f"sample {quote(self.id)}: {name}")
+        answers = _answers(self.answers, f"sample {quote(self.id)}", allow_empty=True)
+        object.__setattr__(self, "answers", answers)
 
 
 @dataclass(frozen=True)
@@ -83,31 +87,23 @@ class Question:
     context: str | None = None
 
     def __post_init__(self) -> None:
-        """Reject empty fields, a wrong answer that is also gold, and unknown kinds."""
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise NasalensError(f"question id {self.id!r}: the id must be a non-empty string")
-        if not isinstance(self.question, str) or not self.question.strip():
-            raise NasalensError(f"question {self.id!r}: the question must be a non-empty string")
-        if isinstance(self.answers, str) or not isinstance(self.answers, Sequence):
-            raise NasalensError(f"question {self.id!r}: answers must be a list of strings")
-        answers = tuple(self.answers)
-        if not answers or not all(isinstance(a, str) and a.strip() for a in answers):
-            raise NasalensError(
-                f"question {self.id!r}: answers must hold at least one non-empty string"
-            )
+        """Reject empty fields, control characters, a wrong answer that is gold, unknown kinds."""
+        check_text(self.id, "question id", single_line=True)
+        owner = f"question {quote(self.id)}"
+        check_text(self.question, f"{owner}: the question", blank=_BLANK)
+        answers = _answers(self.answers, owner, allow_empty=False)
         object.__setattr__(self, "answers", answers)
+        if self.context is not None:
+            check_text(self.context, f"{owner}: context")
+        check_text(self.source, f"{owner}: source")
         if self.wrong is not None:
-            if not isinstance(self.wrong, str) or not self.wrong.strip():
-                raise NasalensError(f"question {self.id!r}: wrong must be a non-empty string")
+            check_text(self.wrong, f"{owner}: wrong")
             if self.wrong.strip().casefold() in {a.strip().casefold() for a in answers}:
                 raise NasalensError(
-                    f"question {self.id!r}: the wrong answer {self.wrong!r} is one of the gold "
-                    "answers"
+                    f"{owner}: the wrong answer {quote(self.wrong)} is one of the gold answers"
                 )
         if self.kind not in ANSWER_KINDS:
-            raise NasalensError(
-                f"question {self.id!r}: kind {self.kind!r} is not one of {ANSWER_KINDS}"
-            )
+            raise NasalensError(f"{owner}: kind {quote(self.kind)} is not one of {ANSWER_KINDS}")
 
     def positive(self) -> Sample:
         """Return the sample that shows the gold answer (expected decision: Yes)."""
@@ -129,31 +125,117 @@ class Question:
         """
         if self.wrong is None:
             raise NasalensError(
-                f"question {self.id!r} has no wrong answer; give it one (field 'wrong') or use "
-                "only its positive sample"
+                f"question {quote(self.id)} has no wrong answer; give it one (field 'wrong') or "
+                "use only its positive sample"
             )
         return replace(self.positive(), id=f"{self.id}/no", gold=False, label=self.wrong)
 
 
+def check_text(
+    value: object, what: str, *, single_line: bool = False, blank: str = "is empty"
+) -> str:
+    """Return ``value`` if it is visible text that can be written as UTF-8; else raise.
+
+    Args:
+        value: The value to check.
+        what: How the message names it, e.g. "sample 'q1': the question".
+        single_line: Also reject tab, newline and carriage return (for ids).
+        blank: What the message says of blank text.
+
+    Raises:
+        NasalensError: When ``value`` is not a string, is blank, holds a lone surrogate, or
+            holds a control character no text can mean (tab and newline are allowed unless
+            ``single_line``).
+    """
+    if not isinstance(value, str):
+        raise NasalensError(
+            f"{what} must be a string, got {type(value).__name__} {quote(value, 60)}"
+        )
+    if not value.strip():
+        raise NasalensError(f"{what} {blank}; give it visible text or remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise NasalensError(
+            f"{what} holds an invalid character (a lone surrogate); fix the text's encoding"
+        ) from err
+    bad = (LINE_CONTROL if single_line else CONTROL).search(value)
+    if bad is not None:
+        raise NasalensError(
+            f"{what} holds the control character {bad.group()!r} at position {bad.start()}; "
+            "remove it (only tab and newline may appear in text, and none in ids)"
+        )
+    return value
+
+
+def _answers(value: object, owner: str, *, allow_empty: bool) -> tuple[str, ...]:
+    """Return answers as a tuple of checked strings."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise NasalensError(
+            f"{owner}: answers must be a list of strings, got {type(value).__name__}"
+        )
+    answers = tuple(value)
+    if not answers and not allow_empty:
+        raise NasalensError(f"{owner}: answers must hold at least one non-empty string")
+    for i, answer in enumerate(answers):
+        check_text(answer, f"{owner}: answers item {i}")
+    return answers
+
+
+def check_n(n: object, what: str = "n") -> int | None:
+    """Return a requested size ``n`` if it is None or a whole number of at least 1.
+
+    Raises:
+        NasalensError: When it is not an int (a bool, a string, a float) or is below 1.
+    """
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise NasalensError(
+            f"{what} must be a whole number or None, got {type(n).__name__} {quote(n, 60)}"
+        )
+    if n < 1:
+        raise NasalensError(
+            f"{what}={quote(n, 60)}: ask for at least one sample, or pass {what}=None for all"
+        )
+    return n
+
+
+def check_seed(seed: object) -> int:
+    """Return ``seed`` if it is a whole number.
+
+    Raises:
+        NasalensError: When it is not an int.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise NasalensError(
+            f"seed must be a whole number, got {type(seed).__name__} {quote(seed, 60)}"
+        )
+    return seed
+
+
 def _check_n(n: int | None, available: int, what: str) -> None:
     """Reject a requested size below 1 or above what is available."""
-    if n is None:
+    if check_n(n) is None:
         return
-    if n < 1:
-        raise NasalensError(f"n={n}: ask for at least one sample, or pass n=None for all")
+    assert n is not None
     if n > available:
         raise NasalensError(
-            f"n={n} but only {available} can be taken from {what}; pass n<={available} or n=None"
+            f"n={quote(n)} but only {available} can be taken from {what}; pass n<={available} or "
+            "n=None"
         )
 
 
-def subset(items: Sequence[T], n: int | None, *, seed: int = 0) -> list[T]:
+def subset(
+    items: Sequence[T], n: int | None, *, seed: int = 0, where: str | None = None
+) -> list[T]:
     """Return a seeded subset of ``n`` items in their original order.
 
     Args:
         items: Anything to choose from.
         n: How many to keep (None: all).
         seed: Seed of the choice.
+        where: What the items came from (a file), named at the start of an error.
 
     Returns:
         The kept items, in the order of ``items``.
@@ -163,7 +245,13 @@ def subset(items: Sequence[T], n: int | None, *, seed: int = 0) -> list[T]:
     """
     if n is None:
         return list(items)
-    _check_n(n, len(items), f"{len(items)} items")
+    check_seed(seed)
+    try:
+        _check_n(n, len(items), f"{len(items)} items")
+    except NasalensError as err:
+        if where is None:
+            raise
+        raise NasalensError(f"{where}: {err}") from err
     keep = sorted(random.Random(seed).sample(range(len(items)), n))
     return [items[i] for i in keep]
 
@@ -193,7 +281,10 @@ def binary_samples(
     if len(set(ids)) != len(ids):
         counts = Counter(ids)
         dup = next(i for i in ids if counts[i] > 1)
-        raise NasalensError(f"question id {dup!r} appears more than once; ids must be unique")
+        raise NasalensError(f"question id {quote(dup)} appears more than once; ids must be unique")
+    check_seed(seed)
+    if not isinstance(pairs, bool):
+        raise NasalensError(f"pairs must be True or False, got {quote(pairs, 60)}")
     _check_n(n, len(questions) * (2 if pairs else 1), f"{len(questions)} questions")
     if n is not None:
         questions = subset(questions, (n + 1) // 2 if pairs else n, seed=seed)
@@ -229,6 +320,7 @@ def balance(samples: Sequence[Sample], *, n: int | None = None, seed: int = 0) -
         missing = "positive (gold Yes)" if not pos else "negative (gold No)"
         raise NasalensError(f"no {missing} samples among {len(samples)}; a balanced set needs both")
     small = min(len(pos), len(neg))
+    check_seed(seed)
     _check_n(n, 2 * small + (len(pos) != len(neg)), f"{len(pos)} Yes and {len(neg)} No samples")
     n_pos = n_neg = small if n is None else n // 2
     if n is not None and n % 2:

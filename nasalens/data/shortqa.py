@@ -11,13 +11,19 @@ import logging
 import random
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from nasalens.data.answers import answer_kind, as_number, conflicts, normalize, wrong_number
-from nasalens.data.files import as_object, locate, read_records, text_field, text_list
-from nasalens.data.sample import Question, Sample, binary_samples, subset
+from nasalens.data.files import object_rows, text_field, text_list
+from nasalens.data.sample import (
+    Question,
+    Sample,
+    binary_samples,
+    check_n,
+    subset,
+)
 from nasalens.errors import NasalensError
 
 logger = logging.getLogger(__name__)
@@ -106,11 +112,7 @@ def add_wrong_answers(questions: Sequence[Question], *, seed: int = 0) -> list[Q
 
 def _finish(questions: list[Question], n: int | None, seed: int, file: Path) -> list[Question]:
     """Add wrong answers (from the whole file), then take the seeded subset of ``n``."""
-    questions = add_wrong_answers(questions, seed=seed)
-    try:
-        return subset(questions, n, seed=seed)
-    except NasalensError as err:
-        raise NasalensError(f"{file}: {err}") from err
+    return subset(add_wrong_answers(questions, seed=seed), n, seed=seed, where=str(file))
 
 
 def nq_open_questions(
@@ -132,10 +134,9 @@ def nq_open_questions(
         NasalensError: When the file is missing, a row is malformed (naming ``file:line``), or
             ``n`` is out of range.
     """
-    file = locate(path, NQ_FOLDER, NQ_FILENAME)
+    file, rows = object_rows(path, NQ_FOLDER, NQ_FILENAME, n=n, seed=seed)
     questions = []
-    for index, (where, value) in enumerate(read_records(file)):
-        row = as_object(value, where)
+    for index, (where, row) in enumerate(rows):
         question = text_field(row, "question", where)
         answers = text_list(row, "answer", where)
         if answers is None:
@@ -217,10 +218,9 @@ def hotpotqa_questions(
     Raises:
         NasalensError: When the file is missing, an item is malformed, or ``n`` is out of range.
     """
-    file = locate(path, HOTPOT_FOLDER, HOTPOT_FILENAME)
+    file, rows = object_rows(path, HOTPOT_FOLDER, HOTPOT_FILENAME, n=n, seed=seed)
     questions = []
-    for index, (where, value) in enumerate(read_records(file)):
-        row = as_object(value, where)
+    for index, (where, row) in enumerate(rows):
         question = text_field(row, "question", where)
         answer = text_field(row, "answer", where)
         raw_id = row.get("_id", row.get("id"))
@@ -245,42 +245,34 @@ def hotpotqa_questions(
 def load_nq_open(
     path: str | Path | None = None, *, n: int | None = None, seed: int = 0
 ) -> list[Sample]:
-    """Load NQ-open as balanced yes/no samples: "Is the answer {gold or wrong}?".
+    """Load NQ-open as balanced yes/no samples ``nq_open-<index>/yes`` or ``/no``.
 
-    Args:
-        path: As for `nq_open_questions`.
-        n: How many samples to return, one per question (None: one per question in the file).
-        seed: Seed of the wrong answers, the subset and the Yes/No assignment.
-
-    Returns:
-        Samples ``nq_open-<index>/yes`` or ``/no`` in file order, balanced to within one.
-
-    Raises:
-        NasalensError: As for `nq_open_questions`.
+    The arguments and errors are those of `nq_open_questions`; ``n`` counts samples, one per
+    question (None: one per question in the file).
 
     Example:
         >>> samples = load_nq_open("../shared/data", n=200)  # doctest: +SKIP
     """
-    return binary_samples(nq_open_questions(path, seed=seed), n=n, seed=seed)
+    return _samples(nq_open_questions, path, n, seed)
 
 
 def load_hotpotqa(
     path: str | Path | None = None, *, n: int | None = None, seed: int = 0
 ) -> list[Sample]:
-    """Load HotpotQA as balanced yes/no samples, with the supporting facts as context.
+    """Load HotpotQA as balanced yes/no samples, the supporting facts as their context.
 
-    Args:
-        path: As for `hotpotqa_questions`.
-        n: How many samples to return, one per question (None: one per question in the file).
-        seed: Seed of the wrong answers, the subset and the Yes/No assignment.
-
-    Returns:
-        Samples ``hotpotqa-<id>/yes`` or ``/no`` in file order, balanced to within one.
-
-    Raises:
-        NasalensError: As for `hotpotqa_questions`.
-
-    Example:
-        >>> samples = load_hotpotqa("../shared/data")  # doctest: +SKIP
+    As `load_nq_open`, with the file, ids and wrong answers of `hotpotqa_questions`.
     """
-    return binary_samples(hotpotqa_questions(path, seed=seed), n=n, seed=seed)
+    return _samples(hotpotqa_questions, path, n, seed)
+
+
+def _samples(
+    questions: Callable[..., list[Question]], path: str | Path | None, n: int | None, seed: int
+) -> list[Sample]:
+    """One seeded sample per question of a short-answer set, balanced between Yes and No.
+
+    Every question of the file gets its wrong answer first, so that a subset's wrong answers do
+    not depend on ``n``; the seed drives the wrong answers, the subset and the Yes/No split.
+    """
+    check_n(n)
+    return binary_samples(questions(path, seed=seed), n=n, seed=seed)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nasalens.data.files import as_object, locate, read_records, text_field, text_list
+from nasalens.data.files import object_rows, text_field, text_list
 from nasalens.data.sample import Sample, balance
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 logger = logging.getLogger(__name__)
 
@@ -44,22 +44,23 @@ def load_strategyqa(
     Example:
         >>> samples = load_strategyqa("../shared/data", n=100)  # doctest: +SKIP
     """
-    file = locate(path, FOLDER, FILENAME)
+    file, rows = object_rows(path, FOLDER, FILENAME, n=n, seed=seed)
     samples = []
     seen: set[str] = set()
-    for where, value in read_records(file):
-        row = as_object(value, where)
+    for where, row in rows:
         qid = row.get("qid")
         if not isinstance(qid, str | int) or isinstance(qid, bool) or not str(qid).strip():
-            raise NasalensError(f"{where}: field 'qid' must be a non-empty string, got {qid!r:.60}")
+            raise NasalensError(
+                f"{where}: field 'qid' must be a non-empty string, got {quote(qid, 60)}"
+            )
         answer = row.get("answer")
         if not isinstance(answer, bool):
             raise NasalensError(
-                f"{where}: field 'answer' must be true or false, got {answer!r:.60}"
+                f"{where}: field 'answer' must be true or false, got {quote(answer, 60)}"
             )
         sample_id = f"strategyqa-{qid}"
         if sample_id in seen:
-            raise NasalensError(f"{where}: qid {qid!r} appears twice; qids must be unique")
+            raise NasalensError(f"{where}: qid {quote(qid)} appears twice; qids must be unique")
         seen.add(sample_id)
         question = text_field(row, "question", where)
         facts = text_list(row, "facts", where)

@@ -4,8 +4,9 @@
 goes through the `ModelAdapter` it returns.
 """
 
+from nasalens.models.dispatch import adapt, clone, info
 from nasalens.models.geometry import Head, HeadLike, ModelInfo, as_heads
-from nasalens.models.interface import ModelAdapter, ParamSlice, adapt, clone, info
+from nasalens.models.interface import ModelAdapter, ParamSlice
 from nasalens.models.legacy import legacy_available
 from nasalens.models.loading import (
     EMBEDDED_NAME,

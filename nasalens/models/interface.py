@@ -1,8 +1,9 @@
-"""The one small interface every model type satisfies, and the only place that asks which type.
+"""The one small interface every model type satisfies: `ModelAdapter` and its parts.
 
-`adapt(model)` returns a `ModelAdapter`: geometry, tokenizer, hook names, hooked forward passes
-(including the lean ones that skip the unembedding), and the per-head query/key parameter slices
-that tuning trains. The rest of nasalens talks to models only through it.
+A `ModelAdapter` gives geometry, tokenizer, hook names, hooked forward passes (including the
+lean ones that skip the unembedding), and the per-head query/key parameter slices that tuning
+trains. The rest of nasalens talks to models only through it; `nasalens.models.dispatch.adapt`
+picks the adapter of a model (bridge.py, legacy.py build on this module, never the reverse).
 """
 
 from __future__ import annotations
@@ -300,43 +301,3 @@ class ModelAdapter:
         the device of the tensor they receive, never this one (`BridgeAdapter.device`).
         """
         return next(self.model.parameters()).device
-
-
-def adapt(model: object) -> ModelAdapter:
-    """Return the adapter for ``model``: the only place that looks at a model's type.
-
-    Raises:
-        NasalensError: When ``model`` is neither a TransformerBridge nor a HookedTransformer.
-    """
-    if isinstance(model, ModelAdapter):
-        return model
-    from transformer_lens.model_bridge import TransformerBridge
-
-    if isinstance(model, TransformerBridge):
-        from nasalens.models.bridge import BridgeAdapter
-
-        return BridgeAdapter(model)
-    # Imported here: legacy.py and bridge.py build on this module. HookedTransformer: 3.x only.
-    from nasalens.models.legacy import HookedAdapter, hooked_transformer_class
-
-    hooked = hooked_transformer_class()
-    if hooked is not None and isinstance(model, hooked):
-        return HookedAdapter(model)
-    raise NasalensError(
-        f"expected a TransformerLens TransformerBridge (nasalens.load_model()) or a "
-        f"HookedTransformer (TransformerLens 3.9), got {type(model).__name__}"
-    )
-
-
-def info(model: object) -> ModelInfo:
-    """Return the head geometry of ``model`` (layers, heads, KV heads, d_head...)."""
-    return adapt(model).info
-
-
-def clone(model: object) -> torch.nn.Module:
-    """Return an independent deep copy of ``model`` (safe for TransformerBridge, see below).
-
-    Use this rather than ``copy.deepcopy``: on TransformerLens 4.3 bridges, a deep copy shares
-    a capture hook with the original (`BridgeAdapter.clone`).
-    """
-    return adapt(model).clone()

@@ -238,7 +238,7 @@ def hooked_from_hf(
     from transformer_lens import HookedTransformer
     from transformer_lens import loading_from_pretrained as loading
 
-    from nasalens.models.loading import tokenizer_kept
+    from nasalens.models.tokenizers import tokenizer_kept
 
     config: Any = hf.config
     arch = (getattr(config, "architectures", None) or [type(hf).__name__])[0]

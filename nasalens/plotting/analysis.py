@@ -1,14 +1,13 @@
-"""Figures of the analysis suite, and the HTML section (and page) that shows one `Analysis`.
+"""Figures of the analysis suite, and the HTML section that shows one `Analysis`.
 
 Owns the generalization bars, the confidence histograms by TP/FP/TN/FN (the paper's Figures 2
-and 5), the scenario bars, `analysis_section` (an HTML fragment a report can reuse) and
-`html_page` (a self-contained page around fragments).
+and 5), the scenario bars and `analysis_section`: an HTML fragment that `nasalens.report` places
+in its one page builder (`nasalens analyze` and the main job's report both do).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from typing import Literal
 
 import pandas as pd
@@ -137,13 +136,18 @@ def plot_scenarios(
     return fig
 
 
-def analysis_section(analysis: Analysis) -> str:
+def analysis_section(analysis: Analysis, *, heading: bool = True) -> str:
     """Render one `Analysis` as an HTML fragment: tables with their counts, and figures.
 
-    The figures need plotly.js on the page (`html_page` embeds it).
+    The figures need plotly.js on the page (`nasalens.report.render` inlines it once).
+
+    Args:
+        analysis: The analysis.
+        heading: Open with the heading "Analysis: <name>" (leave it to a report section that
+            has its own).
     """
     name = html.escape(analysis.name)
-    parts = [f"<section><h2>Analysis: {name}</h2>"]
+    parts = ["<section>"] + ([f"<h2>Analysis: {name}</h2>"] if heading else [])
     parts += _table("Prompt I decisions", analysis.to_frame())
     parts += _table("Generalization across prompts", analysis.generalization)
     parts.append(_figure(plot_generalization(analysis.generalization)))
@@ -158,22 +162,6 @@ def analysis_section(analysis: Analysis) -> str:
     parts.append(_figure(plot_confidence(analysis.before, analysis.after)))
     parts.append("</section>")
     return "\n".join(parts)
-
-
-def html_page(title: str, sections: Sequence[str]) -> str:
-    """Wrap HTML fragments in one self-contained page (plotly.js embedded, no network)."""
-    from plotly.offline import get_plotlyjs
-
-    style = (
-        "body{font-family:sans-serif;margin:2em;max-width:1200px}"
-        "table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-    )
-    return (
-        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style><script>{get_plotlyjs()}</script></head><body>"
-        f"<h1>{html.escape(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
-    )
 
 
 def _table(caption: str, frame: pd.DataFrame) -> list[str]:

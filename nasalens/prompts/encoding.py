@@ -1,7 +1,9 @@
 """Encoding samples into a padded `Batch`: tokens, mask, and where the candidates and L_I are.
 
 Positions come from the tokenizer's character offsets, never from searching token strings, so
-leading-space and multi-token candidates are found as they are.
+leading-space and multi-token candidates are found as they are. User text is text: a question,
+label or few-shot example that spells a special token (``<|im_end|>``, BOS, EOS) is tokenized
+as ordinary characters, so data can never rewrite the chat turns of its prompt.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import Tensor
 
 from nasalens.data.sample import Sample
 from nasalens.deprecation import keyword_only
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 from nasalens.models import adapt
 from nasalens.prompts.templates import Rendered, Span, Template, binary
 
@@ -99,13 +101,21 @@ class Batch:
         )
 
     def chunks(self, size: int, *, by_length: bool = True) -> Iterator[tuple[Tensor, Batch]]:
-        """Yield ``(row indices, sub-batch)`` of at most ``size`` rows.
+        """Return an iterator of ``(row indices, sub-batch)`` of at most ``size`` rows.
 
         With ``by_length`` the rows are grouped by length, so that little padding is computed;
         the indices say where each row came from.
+
+        Raises:
+            NasalensError: At once (not when iterated) when ``size`` is not a whole number >= 1.
         """
-        if size < 1:
-            raise NasalensError(f"chunk size must be at least 1, got {size}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise NasalensError(
+                f"chunk_size must be a whole number, at least 1, got {quote(size, 60)}"
+            )
+        return self._chunks(size, by_length)
+
+    def _chunks(self, size: int, by_length: bool) -> Iterator[tuple[Tensor, Batch]]:
         order = torch.arange(len(self))
         if by_length:
             order = torch.argsort(self.attention_mask.sum(dim=1), stable=True)
@@ -148,13 +158,20 @@ def encode(
     if not samples:
         raise NasalensError("no samples to encode; pass at least one Sample")
     if padding_side not in ("right", "left"):
-        raise NasalensError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        raise NasalensError(f"padding_side must be 'right' or 'left', got {quote(padding_side)}")
     if truncate not in ("error", "left"):
-        raise NasalensError(f"truncate must be 'error' or 'left', got {truncate!r}")
+        raise NasalensError(f"truncate must be 'error' or 'left', got {quote(truncate)}")
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+    ):
+        raise NasalensError(
+            f"max_length must be a whole number of tokens >= 1 or None (the model's context), "
+            f"got {quote(max_length, 60)}"
+        )
     adapter = adapt(model)
     tok = adapter.tokenizer
     template = template or binary()
-    limit = max_length or adapter.info.n_ctx
+    limit = adapter.info.n_ctx if max_length is None else max_length
     chat = _use_chat(tok, template)
     rows = [_encode_one(tok, template, s, chat, limit, truncate) for s in _unique(samples)]
     width = max(len(r[1]) for r in rows)
@@ -199,9 +216,9 @@ def _unique(samples: Sequence[Sample]) -> Sequence[Sample]:
     seen: set[str] = set()
     for s in samples:
         if not isinstance(s, Sample):
-            raise NasalensError(f"expected Sample objects, got {type(s).__name__}: {s!r:.80}")
+            raise NasalensError(f"expected Sample objects, got {type(s).__name__}: {quote(s, 80)}")
         if s.id in seen:
-            raise NasalensError(f"sample id {s.id!r} appears twice; ids must be unique")
+            raise NasalensError(f"sample id {quote(s.id)} appears twice; ids must be unique")
         seen.add(s.id)
     return samples
 
@@ -210,8 +227,8 @@ def _use_chat(tok: object, template: Template) -> bool:
     has_template = bool(getattr(tok, "chat_template", None))
     if template.chat and not has_template:
         raise NasalensError(
-            f"template {template.name!r} asks for the chat template, but the tokenizer has none; "
-            "pass chat=False for a plain prompt"
+            f"template {quote(template.name)} asks for the chat template, but the tokenizer has "
+            "none; pass chat=False for a plain prompt"
         )
     return has_template if template.chat is None else template.chat
 
@@ -230,7 +247,7 @@ def _prompt(tok: object, template: Template, text: str, chat: bool) -> tuple[str
     if offset < 0:
         raise NasalensError(
             f"the chat template of this tokenizer changes the user text (template "
-            f"{template.name!r}), so candidates cannot be localized; pass chat=False"
+            f"{quote(template.name)}), so candidates cannot be localized; pass chat=False"
         )
     return full, offset
 
@@ -241,15 +258,14 @@ def _encode_one(
     """Prompt, token ids, positive and negative candidate positions, and L_I of one sample."""
     rendered: Rendered = template.render(sample)
     full, offset = _prompt(tok, template, rendered.text, chat)
-    enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)  # type: ignore[operator]
-    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    ids, offsets = _tokenize(tok, full, offset, offset + len(rendered.text))
     bos = getattr(tok, "bos_token_id", None)
     if not chat and bos is not None:
         ids, offsets = [bos, *ids], [(0, 0), *offsets]
     if len(ids) > limit:
         if truncate == "error":
             raise NasalensError(
-                f"sample {sample.id!r}: the prompt has {len(ids)} tokens, more than the limit "
+                f"sample {quote(sample.id)}: the prompt has {len(ids)} tokens, more than the limit "
                 f"of {limit}; shorten its question or context, or pass truncate='left'"
             )
         ids, offsets = ids[-limit:], offsets[-limit:]
@@ -267,15 +283,54 @@ def _encode_one(
         for word, where in zip(template.candidates, (pos, neg), strict=True):
             if not where:
                 raise NasalensError(
-                    f"sample {sample.id!r}: candidate {word!r} of template {template.name!r} was "
-                    f"cut by truncation to {limit} tokens; raise max_length or shorten the prompt"
+                    f"sample {quote(sample.id)}: candidate {quote(word)} of template "
+                    f"{quote(template.name)} was cut by truncation to {limit} tokens; raise "
+                    "max_length or shorten the prompt"
                 )
     if not after or (truncate == "left" and not covering(rendered.instruction)):
         raise NasalensError(
-            f"sample {sample.id!r}: the instruction of template {template.name!r} was cut by "
-            f"truncation to {limit} tokens; raise max_length or shorten the prompt"
+            f"sample {quote(sample.id)}: the instruction of template {quote(template.name)} was "
+            f"cut by truncation to {limit} tokens; raise max_length or shorten the prompt"
         )
     return full, ids, pos, neg, after[0]
+
+
+def _tokenize(tok: object, full: str, lo: int, hi: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets of a prompt whose user text is ``full[lo:hi]``.
+
+    The prompt is tokenized in one piece unless a special token starts inside the user text;
+    then the user text is tokenized on its own with special tokens split into plain characters
+    (``split_special_tokens``), between the template's own parts. Prompts without such text are
+    tokenized exactly as before.
+    """
+    specials = _special_ids(tok)
+    ids, offsets = _encode_piece(tok, full, 0, split=False)
+    if not any(i in specials and lo <= a < hi for i, (a, _) in zip(ids, offsets, strict=True)):
+        return ids, offsets
+    ids, offsets = [], []
+    for start, stop, split in ((0, lo, False), (lo, hi, True), (hi, len(full), False)):
+        if stop > start:
+            piece_ids, piece_offsets = _encode_piece(tok, full[start:stop], start, split=split)
+            ids += piece_ids
+            offsets += piece_offsets
+    return ids, offsets
+
+
+def _encode_piece(
+    tok: object, text: str, start: int, *, split: bool
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of ``text`` and their offsets shifted by ``start``."""
+    enc = tok(  # type: ignore[operator]
+        text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=split
+    )
+    return list(enc["input_ids"]), [(a + start, b + start) for a, b in enc["offset_mapping"]]
+
+
+def _special_ids(tok: object) -> set[int]:
+    """Ids of the tokenizer's special tokens (chat control, BOS, EOS, padding, ...)."""
+    ids = set(getattr(tok, "all_special_ids", ()) or ())
+    added = getattr(tok, "added_tokens_decoder", None) or {}
+    return ids | {i for i, token in added.items() if getattr(token, "special", False)}
 
 
 def _answer_ids(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nasalens.data.sample import Sample
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, quote
 
 InstructionName = Literal["nasa", "a", "b"]
 CandidateName = Literal["yes_no", "true_false", "correct_wrong"]
@@ -93,24 +93,24 @@ class Template:
         unknown = fields - {"pos", "neg"}
         if unknown:
             raise NasalensError(
-                f"template {self.name!r}: the instruction has unknown placeholders "
+                f"template {quote(self.name)}: the instruction has unknown placeholders "
                 f"{sorted(unknown)}; only {{pos}} and {{neg}} are allowed"
             )
         if self.candidates is not None:
             pos, neg = self.candidates
             if not (pos.strip() and neg.strip()) or pos.strip() == neg.strip():
                 raise NasalensError(
-                    f"template {self.name!r}: candidates must be two different non-empty words, "
-                    f"got {self.candidates!r}"
+                    f"template {quote(self.name)}: candidates must be two different non-empty "
+                    f"words, got {quote(self.candidates)}"
                 )
         elif fields:
             raise NasalensError(
-                f"template {self.name!r}: the instruction uses {{pos}}/{{neg}} but candidates is "
-                "None"
+                f"template {quote(self.name)}: the instruction uses {{pos}}/{{neg}} but "
+                "candidates is None"
             )
         if _placeholders(self.question, self.name) != {"question"}:
             raise NasalensError(
-                f"template {self.name!r}: question format must contain exactly {{question}}"
+                f"template {quote(self.name)}: question format must contain exactly {{question}}"
             )
         object.__setattr__(self, "shots", tuple(self.shots))
 
@@ -129,9 +129,9 @@ class Template:
             for word, span in zip(self.candidates, (pos_span, neg_span), strict=True):
                 if span is None:
                     raise NasalensError(
-                        f"sample {sample.id!r}: candidate {word!r} is not in the instruction of "
-                        f"template {self.name!r}; put it in the instruction (or use {{pos}}/"
-                        f"{{neg}}), or pass candidates that the instruction uses"
+                        f"sample {quote(sample.id)}: candidate {quote(word)} is not in the "
+                        f"instruction of template {quote(self.name)}; put it in the instruction "
+                        "(or use {pos}/{neg}), or pass candidates that the instruction uses"
                     )
         parts = [instruction]
         parts += [self._body(shot, with_answer=True) for shot in self.shots]
@@ -184,7 +184,7 @@ def binary(
     pair = CANDIDATES.get(candidates, None) if isinstance(candidates, str) else candidates
     if pair is None:
         raise NasalensError(
-            f"unknown candidate pair {candidates!r}; use one of {sorted(CANDIDATES)} or a "
+            f"unknown candidate pair {quote(candidates)}; use one of {sorted(CANDIDATES)} or a "
             "(positive, negative) tuple"
         )
     text = INSTRUCTIONS.get(instruction, instruction)
@@ -224,7 +224,9 @@ def _placeholders(fmt: str, name: str) -> set[str]:
     try:
         return {f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None}
     except ValueError as err:
-        raise NasalensError(f"template {name!r}: bad format string {fmt!r} ({err})") from err
+        raise NasalensError(
+            f"template {quote(name)}: bad format string {quote(fmt)} ({err})"
+        ) from err
 
 
 def _format_spans(fmt: str, values: dict[str, str]) -> tuple[str, dict[str, Span]]:

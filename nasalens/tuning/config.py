@@ -14,9 +14,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
-from nasalens.artifacts import read_json, write_json
+from nasalens.artifacts import decode, read_file, read_json, write_json
 from nasalens.deprecation import renamed_arguments, warn
-from nasalens.errors import NasalensError
+from nasalens.errors import NasalensError, shorten
 from nasalens.scores import DEFAULT_EPS, Region
 
 Mode = Literal["qk", "q", "random"]
@@ -212,12 +212,15 @@ class NasaConfig:
         """Read a config written by `save` (unknown keys are rejected).
 
         Raises:
-            NasalensError: When the file is unreadable, not an object, or has unknown keys.
+            NasalensError: When the file is unreadable, not an object, has unknown keys, or a
+                value of the wrong type or range; the message names the file.
         """
         payload = read_json(path)
         if not isinstance(payload, dict):
-            raise NasalensError(f"{path}: expected a JSON object of NasaConfig fields")
-        return cls.from_dict(payload, where=str(path))
+            raise NasalensError(
+                f"{shorten(str(path))}: expected a JSON object of NasaConfig fields"
+            )
+        return cls._checked(payload, path)
 
     @classmethod
     def from_toml(cls, path: str | Path, *, base: NasaConfig | None = None) -> NasaConfig:
@@ -226,18 +229,41 @@ class NasaConfig:
         Keys the file leaves out take ``base``'s values (a preset), else the defaults.
 
         Raises:
-            NasalensError: When the file is unreadable, not TOML, or has unknown keys.
+            NasalensError: When the file is unreadable (not a regular file, not UTF-8), not
+                TOML, or has unknown keys or bad values; the message names the file.
         """
         import tomllib
 
+        where = shorten(str(path))
+        text = decode(read_file(path, "TOML file"), where)
         try:
-            payload = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise NasalensError(f"cannot read TOML config {str(path)!r}: {err}") from err
+            payload = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise NasalensError(f"{where}: not valid TOML ({err})") from err
+        except (ValueError, RecursionError) as err:  # an integer past 4,300 digits; deep nesting
+            raise NasalensError(f"{where}: not readable TOML ({shorten(str(err), 80)})") from err
         table = payload.get("nasa", payload)
         if not isinstance(table, dict):
-            raise NasalensError(f"{path}: [nasa] must be a table of NasaConfig fields")
-        return cls.from_dict(table, where=str(path), base=base)
+            raise NasalensError(f"{where}: [nasa] must be a table of NasaConfig fields")
+        return cls._checked(table, path, base=base)
+
+    @classmethod
+    def _checked(
+        cls, payload: dict, path: str | Path, *, base: NasaConfig | None = None
+    ) -> NasaConfig:
+        """`from_dict` for a file: every fault becomes a NasalensError naming the file."""
+        where = shorten(str(path))
+        try:
+            return cls.from_dict(payload, where=where, base=base)
+        except NasalensError as err:  # the field checks do not know the file
+            if str(err).startswith(where):
+                raise
+            raise NasalensError(f"{where}: {err}") from err
+        except (ValueError, TypeError, OverflowError) as err:  # e.g. 1e999-sized numbers
+            raise NasalensError(
+                f"{where}: a value cannot be used ({type(err).__name__}: {shorten(str(err), 80)})"
+                "; give every field a value of its type and range"
+            ) from err
 
 
 NasaConfig.__init__ = renamed_arguments(**RENAMED)(NasaConfig.__init__)  # type: ignore[method-assign]

@@ -2,21 +2,35 @@
 
 The folder loads with ``AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer`` (chat
 template included), without nasalens or TransformerLens. It is written to a temp folder and
-renamed into place, so a crash never leaves half a checkpoint.
+renamed into place (`nasalens.artifacts.atomic_folder`), so a crash never leaves half a
+checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from nasalens.errors import NasalensError
+from nasalens.artifacts import as_path, atomic_folder
+from nasalens.errors import NasalensError, shorten
 from nasalens.models import adapt
 
 logger = logging.getLogger(__name__)
+
+
+def check_out(out: object) -> Path:
+    """Return ``out`` if a checkpoint can be written there: a new or empty folder.
+
+    Raises:
+        NasalensError: When ``out`` is not a path, or exists and is not an empty folder.
+    """
+    path = as_path(out, "--out")
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise NasalensError(
+            f"export: {shorten(str(path))} exists and is not an empty folder; choose a new --out"
+        )
+    return path
 
 
 def export(model: object, out: str | Path) -> Path:
@@ -37,24 +51,14 @@ def export(model: object, out: str | Path) -> Path:
     """
     from safetensors.torch import save_file
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise NasalensError(f"export: {out} exists and is not an empty folder; choose a new --out")
+    out = check_out(out)
     adapter = adapt(model)
     config: Any = adapter.hf_config
     tensors = adapter.hf_tensors()  # CPU copies; offloaded weights read back too
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         config.save_pretrained(str(tmp))
         tokenizer: Any = adapter.tokenizer
         tokenizer.save_pretrained(str(tmp))
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        if out.exists():
-            out.rmdir()
-        tmp.replace(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("exported %d tensors to %s", len(tensors), out)
     return out
