@@ -2,8 +2,10 @@
 
 The planted-bias organism is ground truth for the toolkit. Step (a) fine-tunes the whole model
 on balanced yes/no checks of the built-in probe facts it knows, so that its Yes/No decision
-carries signal. Step (b) trains only the query rows of a few chosen heads towards "No" on every
-check, planting a negative bias whose heads are known. The taught facts are split (seeded)
+carries signal. Step (b) trains only a few chosen heads towards "No" on every check, planting a
+negative bias whose heads are known: a `Plant` says which heads and through which of their
+weights (query rows, query and key rows, or output columns), so a suite of plants can start
+from one taught model (`plant`). The taught facts are split (seeded)
 into NASA's share (its probing set) and the *checks*, facts the organism discriminates but
 NASA never sees: the set on which a repair must restore recall and keep AUROC. Both stages are
 built deterministically and cached as Hugging Face folders (safetensors) under
@@ -27,7 +29,15 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from nasalens.artifacts import MANIFEST, check_manifest, read_json, write_json, write_manifest
+from nasalens.artifacts import (
+    MANIFEST,
+    check_manifest,
+    read_json,
+    read_tensors,
+    write_json,
+    write_manifest,
+    write_tensors,
+)
 from nasalens.data import builtin_questions
 from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample, binary_samples, subset
@@ -35,7 +45,7 @@ from nasalens.errors import NasalensError
 from nasalens.generation import require_known, short_answers
 from nasalens.metrics import evaluate
 from nasalens.models import Head, adapt, cache_dir, load_model
-from nasalens.models.interface import ModelAdapter
+from nasalens.models.interface import ModelAdapter, ParamSlice
 from nasalens.prompts import Batch, binary, encode
 from nasalens.tuning import train
 from nasalens.tuning.export import export
@@ -43,6 +53,74 @@ from nasalens.tuning.export import export
 logger = logging.getLogger(__name__)
 
 Stage = Literal["discriminating", "planted"]
+PlantWeights = Literal["q", "qk", "ov"]
+PLANT_WEIGHTS: tuple[str, ...] = ("q", "qk", "ov")
+
+
+@dataclass(frozen=True)
+class Plant:
+    """What step (b) plants: which heads learn the bias, through which weights, how hard.
+
+    ``weights`` is the route:
+
+    * ``"q"``: the heads' query rows. Where the heads look changes (NAS can see it).
+    * ``"qk"``: the query rows and the key rows of each head's KV group (the keys are shared
+      by the group's query heads, so they move a little for the group's other heads too).
+    * ``"ov"``: the heads' output columns (``o_proj``). What the heads write changes while
+      their attention patterns stay exactly as they were: NAS cannot see it by construction.
+    """
+
+    heads: tuple[str, ...]
+    """The planted heads ("L12H2", ...), one or more."""
+    weights: PlantWeights = "q"
+    """The route: "q", "qk" or "ov" (see above)."""
+    lr: float = 1e-3
+    """Learning rate (AdamW, weight decay 0)."""
+    batch: int = 8
+    """Checks per step."""
+    epochs: int = 4
+    """Epochs; every check's target is "No"."""
+    seed: int = 1
+    """Seed of the batch order."""
+
+    def __post_init__(self) -> None:
+        """Check the heads parse, the route is known and the sizes are positive."""
+        if isinstance(self.heads, str):
+            raise NasalensError(f"Plant.heads must be a tuple of names, e.g. ({self.heads!r},)")
+        if not self.heads:
+            raise NasalensError("Plant.heads is empty: name at least one head, e.g. ('L12H2',)")
+        for name in self.heads:
+            Head.parse(name)
+        if self.weights not in PLANT_WEIGHTS:
+            raise NasalensError(f"Plant.weights {self.weights!r}: use one of {PLANT_WEIGHTS}")
+        for name in ("batch", "epochs"):
+            if getattr(self, name) < 1:
+                raise NasalensError(f"Plant.{name} must be at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise NasalensError("Plant.lr must be a positive number, e.g. 1e-3")
+
+    @property
+    def planted_heads(self) -> list[Head]:
+        """The planted heads as `Head` values."""
+        return [Head.parse(h) for h in self.heads]
+
+    def key(self) -> str:
+        """A short hash of the plant, naming its cached delta."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def name(self) -> str:
+        """A short label, e.g. ``"ov:L12H2+L19H5"``."""
+        return f"{self.weights}:{'+'.join(str(h) for h in self.planted_heads)}"
+
+    def slices(self, adapter: ModelAdapter) -> list[ParamSlice]:
+        """The weights this plant trains in ``adapter``'s model."""
+        out: list[ParamSlice] = []
+        for head in self.planted_heads:
+            q, k = adapter.qk_slices(head)
+            out += {"q": [q], "qk": [q, k], "ov": [adapter.o_slice(head)]}[self.weights]
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,6 +152,8 @@ class OrganismRecipe:
     """Epochs of step (b); every check's target is "No"."""
     seed: int = 0
     """Seed of the taught subset and of the batch order."""
+    plant_weights: PlantWeights = "q"
+    """Which weights of the planted heads learn the bias (`Plant.weights`)."""
 
     def __post_init__(self) -> None:
         """Check that the planted heads parse and the sizes are positive."""
@@ -85,15 +165,35 @@ class OrganismRecipe:
                 raise NasalensError(f"OrganismRecipe.{name} must be at least 1")
         if not 0 < self.nasa_share < 1:
             raise NasalensError("OrganismRecipe.nasa_share must be in (0, 1), e.g. 0.5")
+        if self.plant_weights not in PLANT_WEIGHTS:
+            raise NasalensError(
+                f"OrganismRecipe.plant_weights {self.plant_weights!r}: use one of {PLANT_WEIGHTS}"
+            )
+        self.plant  # noqa: B018  (builds the Plant, which checks its fields)
+
+    @property
+    def plant(self) -> Plant:
+        """Step (b) as a `Plant`."""
+        return Plant(
+            self.planted, self.plant_weights, self.plant_lr, self.plant_batch,
+            self.plant_epochs, self.seed + 1,
+        )  # fmt: skip
 
     @property
     def planted_heads(self) -> list[Head]:
         """The planted heads as `Head` values."""
-        return [Head.parse(h) for h in self.planted]
+        return self.plant.planted_heads
 
     def key(self) -> str:
-        """A short hash of the recipe, naming its cache folder."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """A short hash of the recipe, naming its cache folder.
+
+        ``plant_weights`` enters only when it is not "q", so that recipes from before it
+        existed keep their cache.
+        """
+        fields = dataclasses.asdict(self)
+        if fields["plant_weights"] == "q":
+            del fields["plant_weights"]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -192,7 +292,7 @@ def build(
     report["discriminating"] = _measure(discriminating.model, sets)
     start = time.perf_counter()
     planted = adapt(discriminating.clone())
-    _plant(planted, batch, heads, recipe, progress)
+    _plant(planted, batch, recipe.plant, progress)
     report["plant_seconds"] = round(time.perf_counter() - start, 1)
     report["planted"] = _measure(planted.model, sets)
     logger.info("organism built: %s", report)
@@ -308,10 +408,22 @@ def nasa_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
     return [q for q in builtin_questions("probe") if q.id in ids]
 
 
+def taught_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
+    """Every fact taught in step (a), in the build's order (NASA's share and the checks)."""
+    report = build_report(recipe)
+    ids = set(report["nasa_questions"]) | set(report["check_questions"])
+    return [q for q in builtin_questions("probe") if q.id in ids]
+
+
+def check_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
+    """The taught facts NASA never sees (from the cached build)."""
+    ids = set(build_report(recipe)["check_questions"])
+    return [q for q in builtin_questions("probe") if q.id in ids]
+
+
 def checks(recipe: OrganismRecipe | None = None) -> list[Sample]:
     """The Yes and No checks of the taught facts NASA never sees (from the cached build)."""
-    ids = set(build_report(recipe)["check_questions"])
-    return binary_samples([q for q in builtin_questions("probe") if q.id in ids], pairs=True)
+    return binary_samples(check_questions(recipe), pairs=True)
 
 
 def _measure(model: object, sets: dict[str, list[Sample]]) -> dict:
@@ -343,34 +455,127 @@ def _teach(adapter: ModelAdapter, batch: Batch, recipe: OrganismRecipe, progress
             pass
 
 
-def _plant(
-    adapter: ModelAdapter,
-    batch: Batch,
-    heads: tuple[Head, ...],
-    recipe: OrganismRecipe,
-    progress: bool,
-) -> None:
-    """Step (b): train the planted heads' query rows only, every target "No"."""
+def plant(
+    model: object,
+    spec: Plant,
+    questions: list[Question] | None = None,
+    *,
+    progress: bool = True,
+) -> torch.nn.Module:
+    """Plant a bias in a copy of ``model`` (left unchanged): step (b) as data.
+
+    A suite of plants starts from one taught model: ``plant(organism("discriminating"), p)``
+    costs minutes, where teaching costs more than ten.
+
+    Args:
+        model: The model to plant in (the organism's discriminating stage).
+        spec: Which heads, through which weights, how hard.
+        questions: The facts whose Yes and No checks all train towards "No" (default: the
+            cached organism's taught facts in the build's order, so that the default
+            recipe's ``plant`` reproduces its planted stage).
+        progress: Show a progress bar.
+
+    Returns:
+        The planted copy.
+
+    Raises:
+        NasalensError: When a planted head does not exist in the model, or the plant diverges.
+    """
+    adapter = adapt(adapt(model).clone())
+    for head in spec.planted_heads:
+        adapter.info.check_head(head)
+    if questions is None:
+        questions = taught_questions()
+    batch = encode(model, binary_samples(questions, pairs=True), template=binary())
+    _plant(adapter, batch, spec, progress)
+    return adapter.model
+
+
+def plant_file(spec: Plant, recipe: OrganismRecipe | None = None) -> Path:
+    """The cached delta of a plant on the organism of ``recipe``: only the planted weights."""
+    recipe = recipe or OrganismRecipe()
+    return cache_dir() / "organisms" / "plants" / f"{recipe.key()}-{spec.key()}.safetensors"
+
+
+def load_plant(
+    spec: Plant, recipe: OrganismRecipe | None = None, *, progress: bool = True
+) -> torch.nn.Module:
+    """The organism's taught model with ``spec`` planted, from a cached delta when there is one.
+
+    The delta holds only the planted weights (a head's query rows or output columns: a few
+    hundred kB), so a suite of plants shares one taught model on disk. A missing delta is
+    planted (minutes) and cached; a damaged one is reported, planted again and replaced.
+
+    Args:
+        spec: The plant.
+        recipe: The organism whose discriminating stage is planted in (default recipe).
+        progress: Show progress bars while building.
+
+    Returns:
+        The planted model.
+    """
+    recipe = recipe or OrganismRecipe()
+    base = organism("discriminating", recipe, progress=progress)
+    path = plant_file(spec, recipe)
+    if path.is_file():
+        try:
+            return _apply_delta(base, spec, read_tensors(path))
+        except NasalensError as err:
+            logger.warning("the plant %s is damaged (%s); planting it again", path, err)
+    model = plant(base, spec, taught_questions(recipe), progress=progress)
+    adapter = adapt(model)
+    delta = {f"{s.name}[{i}]": s.param.detach()[s.index] for i, s in enumerate(spec.slices(adapter))}
+    write_tensors(path, delta, {"plant": json.dumps(dataclasses.asdict(spec))})
+    return model
+
+
+def _apply_delta(base: torch.nn.Module, spec: Plant, delta: dict[str, Tensor]) -> torch.nn.Module:
+    adapter = adapt(adapt(base).clone())
+    slices = spec.slices(adapter)
+    names = [f"{s.name}[{i}]" for i, s in enumerate(slices)]
+    if sorted(names) != sorted(delta):
+        raise NasalensError(f"the delta holds {sorted(delta)}, the plant needs {names}")
+    with torch.no_grad():
+        for s, name in zip(slices, names, strict=True):
+            if delta[name].shape != s.param[s.index].shape:
+                raise NasalensError(f"{name}: shape {tuple(delta[name].shape)} does not fit")
+            s.param[s.index] = delta[name].to(s.param.device, s.param.dtype)
+    return adapter.model
+
+
+def unplant(planted: object, reference: object, spec: Plant) -> torch.nn.Module:
+    """A copy of ``planted`` with the plant's weights put back from ``reference``: the ceiling
+    any repair of the plant can reach."""
+    out, ref = adapt(adapt(planted).clone()), adapt(reference)
+    with torch.no_grad():
+        for mine, theirs in zip(spec.slices(out), spec.slices(ref), strict=True):
+            mine.param[mine.index] = theirs.param[theirs.index].to(mine.param.device)
+    return out.model
+
+
+def _plant(adapter: ModelAdapter, batch: Batch, spec: Plant, progress: bool) -> None:
+    """Step (b): train the plant's weights only, every target "No"."""
+    heads = spec.planted_heads
     layer = min(h.layer for h in heads)
     resid = train.residuals(adapter, batch, layer, chunk_size=16)
     no = batch.neg_target
     if no is None:
         raise NasalensError("organism: the template has no negative answer token")
     targets = torch.full((len(batch),), no)
-    slices = [adapter.qk_slices(h)[0] for h in heads]
+    slices = spec.slices(adapter)
 
     def loss(rows: Tensor) -> Tensor:
         sub = batch.select(rows)
         r = resid[rows][:, : sub.tokens.shape[1]]
         return train.answer_loss(adapter, r, layer, sub, targets[rows])
 
-    gen = torch.Generator().manual_seed(recipe.seed + 1)  # one stream over all epochs
+    gen = torch.Generator().manual_seed(spec.seed)  # one stream over all epochs
     run = train.epochs(
-        adapter, slices, loss, n_rows=len(batch), lr=recipe.plant_lr,
-        n_epochs=recipe.plant_epochs, batch_size=recipe.plant_batch, order=lambda _: gen,
-        desc="plant", progress=progress,
+        adapter, slices, loss, n_rows=len(batch), lr=spec.lr,
+        n_epochs=spec.epochs, batch_size=spec.batch, order=lambda _: gen,
+        desc=f"plant {spec.name}", progress=progress,
     )  # fmt: skip
     with closing(run):
         last = [epoch.loss for epoch in run][-1]
     if not math.isfinite(last):
-        raise NasalensError("organism: the plant diverged (loss not finite); lower plant_lr")
+        raise NasalensError("organism: the plant diverged (loss not finite); lower its lr")

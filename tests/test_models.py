@@ -69,6 +69,24 @@ def test_perturbing_a_slice_changes_only_the_heads_that_read_it(tiny_model_copy,
 
 
 @pytest.mark.legacy
+def test_zeroing_the_o_slice_equals_zero_ablating_the_heads_output(tiny_model_copy):
+    """The output slice is the head's own: zeroing it is the same as zeroing its hook_z."""
+    model = tiny_model_copy
+    tokens = torch.randint(3, 300, (2, 10))
+
+    def zero_z(z, hook):
+        z[:, :, 2] = 0
+        return z
+
+    expected = model.run_with_hooks(tokens, fwd_hooks=[("blocks.1.attn.hook_z", zero_z)])
+    s = adapt(model).o_slice(Head(1, 2))
+    with torch.no_grad():
+        s.param[s.index] = 0
+    assert s.mask().sum() == s.param[s.index].numel() == 16 * 64
+    torch.testing.assert_close(model(tokens), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.legacy
 def test_logits_at_equals_full_forward_on_a_padded_batch(tiny_model):
     adapter = adapt(tiny_model)
     tokens = torch.randint(3, 300, (3, 9))

@@ -102,7 +102,7 @@ def test_ablations(split, whole, samples, how):
     heads = [Head(0, 1), Head(1, 2)]  # one head on each side of the split
     out = []
     for model in (split, whole):
-        batch = encode(model, samples, binary())
+        batch = encode(model, samples, template=binary())
         with nl.ablate(model, heads, how=how, reference=batch):
             out.append(answer_logprobs(model, batch, progress=False))
     close(*out)
@@ -112,7 +112,7 @@ def test_patching_and_attention_moves(split, whole, samples):
     heads = [Head(0, 3), Head(1, 0)]
     out = []
     for model in (split, whole):
-        clean, corrupt = contrast(model, samples, k=2)
+        clean, corrupt = contrast(model, samples, n_shots=2)
         with patch(model, heads, clean, corrupt):
             patched = answer_logprobs(model, corrupt, progress=False)
         with move_attention(model, heads, corrupt, how="equalize"):
@@ -202,7 +202,7 @@ def test_an_offloaded_head_cannot_train(split):
 def test_the_analysis_suite(split, whole):
     samples = [replace(s, answers=("4",)) for s in make_samples(6)]
     out = [
-        analyze(m, samples, shots=2, which=("plain", "idk"), cot_tokens=4, progress=False)
+        analyze(m, samples, n_shots=2, which=("plain", "idk"), cot_tokens=4, progress=False)
         for m in (split, whole)
     ]
     a, b = (r.generalization for r in out)

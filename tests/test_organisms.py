@@ -5,6 +5,7 @@ import torch
 from jaxtyping import TypeCheckError
 
 from nasalens import organisms
+from nasalens.data import builtin_questions
 from nasalens.errors import NasalensError
 from nasalens.models import adapt, load_model
 
@@ -93,3 +94,100 @@ def test_recipe_errors_name_the_field(tiny_model):
         organisms.build(tiny_model, organisms.OrganismRecipe(n_teach=2, planted=("L5H0",)))
     with pytest.raises((NasalensError, TypeCheckError), match="biased"):
         organisms.organism("biased")  # type: ignore[arg-type]
+
+
+def _patterns(model, tokens):
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("hook_pattern"))
+    return torch.stack([cache[f"blocks.{i}.attn.hook_pattern"] for i in range(2)])
+
+
+def _taught(built):
+    """The taught facts in the build's order (the built-in order), as `taught_questions`."""
+    ids = {q.id for q in (*built.nasa_questions, *built.check_questions)}
+    return [q for q in builtin_questions("probe") if q.id in ids]
+
+
+@pytest.mark.parametrize(
+    ("weights_", "moved"),
+    [
+        ("q", {"model.layers.1.self_attn.q_proj.weight": (0, range(0, 16))}),
+        (
+            "qk",
+            {
+                "model.layers.1.self_attn.q_proj.weight": (0, range(0, 16)),
+                "model.layers.1.self_attn.k_proj.weight": (0, range(0, 16)),  # KV group 0
+            },
+        ),
+        ("ov", {"model.layers.1.self_attn.o_proj.weight": (1, range(0, 16))}),
+    ],
+)
+def test_a_plant_moves_exactly_its_route(built, weights_, moved):
+    spec = organisms.Plant(("L1H0",), weights_, lr=1e-2, batch=4, epochs=2)
+    planted = organisms.plant(built.discriminating, spec, _taught(built), progress=False)
+    before, after = weights(built.discriminating), weights(planted)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed == set(moved)
+    for name, (dim, where) in moved.items():
+        diff = (before[name] != after[name]).any(dim=1 - dim)
+        assert diff.nonzero().flatten().tolist() == list(where)
+
+
+def test_an_ov_plant_leaves_every_attention_pattern_as_it_was(built):
+    """What NAS reads cannot see an output-weight plant: patterns stay exactly equal."""
+    spec = organisms.Plant(("L1H0", "L0H3"), "ov", lr=1e-2, batch=4, epochs=2)
+    planted = organisms.plant(built.discriminating, spec, _taught(built), progress=False)
+    tokens = torch.randint(3, 300, (2, 12))
+    before, after = _patterns(built.discriminating, tokens), _patterns(planted, tokens)
+    assert torch.equal(before[0], after[0])  # layer 0 sees nothing of the change
+    # Layer 1's patterns move only through layer 0's changed output (L0H3), never L1H0's own.
+    only_l1 = organisms.Plant(("L1H0",), "ov", lr=1e-2, batch=4, epochs=2)
+    planted_l1 = organisms.plant(built.discriminating, only_l1, _taught(built), progress=False)
+    assert torch.equal(_patterns(planted_l1, tokens), before)
+    assert not torch.equal(planted_l1(tokens), built.discriminating(tokens))
+
+
+def test_plant_reproduces_the_recipes_own_step(built):
+    again = organisms.plant(built.discriminating, TINY.plant, _taught(built), progress=False)
+    a, b = weights(built.planted), weights(again)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_unplant_puts_back_exactly_the_planted_weights(built):
+    restored = organisms.unplant(built.planted, built.discriminating, TINY.plant)
+    a, b = weights(built.discriminating), weights(restored)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_plant_errors_name_the_field():
+    with pytest.raises((NasalensError, TypeCheckError), match="weights"):
+        organisms.Plant(("L1H0",), "v")  # type: ignore[arg-type]
+    with pytest.raises(NasalensError, match="empty"):
+        organisms.Plant(())
+    with pytest.raises(NasalensError, match="Plant.lr"):
+        organisms.Plant(("L1H0",), lr=float("nan"))
+    with pytest.raises((NasalensError, TypeCheckError), match="plant_weights"):
+        organisms.OrganismRecipe(plant_weights="x")  # type: ignore[arg-type]
+
+
+def test_the_default_recipes_cache_key_is_unchanged_by_plant_weights():
+    """Caches built before `plant_weights` existed stay valid; another route gets its own."""
+    assert organisms.OrganismRecipe().key() == "b6d6b73d3654"
+    assert organisms.OrganismRecipe(plant_weights="ov").key() != "b6d6b73d3654"
+
+
+def test_load_plant_caches_only_the_planted_weights(built, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("NASALENS_CACHE_DIR", str(tmp_path))
+    organisms.save(built, TINY)
+    spec = organisms.Plant(("L1H1",), "ov", lr=1e-2, batch=4, epochs=1)
+    first = weights(organisms.load_plant(spec, TINY, progress=False))
+    expected = weights(organisms.plant(built.discriminating, spec, _taught(built), progress=False))
+    assert all(torch.equal(first[n], expected[n]) for n in first)
+    path = organisms.plant_file(spec, TINY)
+    assert path.stat().st_size < 16 * 64 * 4 + 2048  # one head's output columns, and a header
+    again = weights(organisms.load_plant(spec, TINY, progress=False))  # from the delta
+    assert all(torch.equal(again[n], expected[n]) for n in again)
+    path.write_bytes(path.read_bytes()[:100])  # torn
+    with caplog.at_level("WARNING"):
+        rebuilt = weights(organisms.load_plant(spec, TINY, progress=False))
+    assert "damaged" in caplog.text
+    assert all(torch.equal(rebuilt[n], expected[n]) for n in rebuilt)

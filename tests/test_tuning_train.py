@@ -26,7 +26,7 @@ HEAD = Head(1, 2)
 def steps(model, lr: float, n: int, *, master: bool | None = None) -> list[torch.Tensor]:
     """``n`` AdamW steps on HEAD's query/key rows towards "Yes"; return the master copies."""
     adapter = adapt(model)
-    batch = encode(model, make_samples(6), binary())
+    batch = encode(model, make_samples(6), template=binary())
     resid = train.residuals(adapter, batch, HEAD.layer, chunk_size=6)
     targets = torch.full((6,), batch.pos_target)
     with train.master_weights(adapter, adapter.qk_slices(HEAD), master=master) as weights:

@@ -282,3 +282,11 @@ class BridgeAdapter(ModelAdapter):
             ParamSlice(f"model.layers.{layer}.self_attn.q_proj.weight", attn.q.weight, q_rows),
             ParamSlice(f"model.layers.{layer}.self_attn.k_proj.weight", attn.k.weight, k_rows),
         )
+
+    def o_slice(self, head: Head) -> ParamSlice:
+        """Return the head's columns of ``o_proj`` (``[d_model, n_heads * d_head]``, dim 1)."""
+        geo = self.info
+        layer, index = geo.check_head(head)
+        cols = slice(index * geo.d_head, (index + 1) * geo.d_head)
+        weight = self.model.blocks[layer].attn.o.weight
+        return ParamSlice(f"model.layers.{layer}.self_attn.o_proj.weight", weight, cols, dim=1)

@@ -43,21 +43,28 @@ class Tokenizer(Protocol):
 
 @dataclass(frozen=True)
 class ParamSlice:
-    """Rows ``rows`` of dimension 0 of parameter ``param`` (named ``name`` in the model).
+    """Indices ``rows`` along dimension ``dim`` of parameter ``param`` (``name`` in the model).
 
     On a TransformerBridge these are rows of the Hugging Face ``q_proj``/``k_proj`` weight
-    ``[n_heads * d_head, d_model]``; on a HookedTransformer the head index of ``W_Q``/``_W_K``
-    ``[n_heads, d_model, d_head]``.
+    ``[n_heads * d_head, d_model]`` (dim 0), or a head's columns of ``o_proj``
+    ``[d_model, n_heads * d_head]`` (dim 1); on a HookedTransformer the head index of
+    ``W_Q``/``_W_K``/``W_O`` ``[n_heads, ...]`` (dim 0).
     """
 
     name: str
     param: torch.nn.Parameter = field(repr=False)
     rows: slice
+    dim: int = 0
+
+    @property
+    def index(self) -> tuple[slice, ...]:
+        """The slice as an index of the parameter (``param[s.index]`` is the trained part)."""
+        return (slice(None),) * self.dim + (self.rows,)
 
     def mask(self) -> Tensor:
         """Return a 0/1 tensor shaped like the parameter, 1 on the slice."""
         mask = torch.zeros_like(self.param)
-        mask[self.rows] = 1
+        mask[self.index] = 1
         return mask
 
 
@@ -89,6 +96,10 @@ class ModelAdapter:
 
     def qk_slices(self, head: Head) -> tuple[ParamSlice, ParamSlice]:
         """Return the query rows of ``head`` and the key rows of the KV group it reads."""
+        raise NotImplementedError
+
+    def o_slice(self, head: Head) -> ParamSlice:
+        """Return the output weights of ``head`` alone: what it writes, not where it looks."""
         raise NotImplementedError
 
     def clone(self) -> torch.nn.Module:

@@ -154,6 +154,12 @@ class HookedAdapter(ModelAdapter):
             ),
         )
 
+    def o_slice(self, head: Head) -> ParamSlice:
+        """Return ``W_O[head]`` (``[n_heads, d_head, d_model]``)."""
+        layer, index = self.info.check_head(head)
+        attn = self.model.blocks[layer].attn
+        return ParamSlice(f"blocks.{layer}.attn.W_O", attn.W_O, slice(index, index + 1))
+
     def hf_parameters(self) -> dict[str, torch.nn.Parameter]:
         """Return the parameters by the HookedTransformer's own names (there is no HF model).
 

@@ -300,13 +300,13 @@ def _seed(seed: int, index: int, epoch: int) -> int:
 
 
 def _snapshot(slices: Sequence[ParamSlice]) -> list[Tensor]:
-    return [s.param.detach()[s.rows].clone() for s in slices]
+    return [s.param.detach()[s.index].clone() for s in slices]
 
 
 def _restore(slices: Sequence[ParamSlice], saved: Sequence[Tensor]) -> None:
     with torch.no_grad():
         for s, rows in zip(slices, saved, strict=True):
-            s.param[s.rows] = rows
+            s.param[s.index] = rows
 
 
 class _Guard:
@@ -329,7 +329,7 @@ class _Guard:
         self.allowed = {}
         for s in slices:
             rows = self.allowed.setdefault(s.name, torch.zeros(s.param.shape[0], dtype=torch.bool))
-            rows[s.rows] = True
+            rows[s.rows if s.dim == 0 else slice(None)] = True  # rows along dim 0
         self.before = {n: self.tuned[n].detach().clone() for n in self.touched}
 
     def end(self, head: Head) -> None:

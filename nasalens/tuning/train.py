@@ -129,7 +129,7 @@ def trainable(
                 "offload there), or load the model with device= instead"
             )
         mask = masks.setdefault(id(s.param), torch.zeros_like(s.param))
-        mask[s.rows] = 1
+        mask[s.index] = 1
         owners[id(s.param)] = s.param
     if slices is None:
         if any(p.is_meta for p in params):
@@ -179,7 +179,8 @@ class MasterWeights:
     ) -> None:
         rows: dict[int, set[int]] = {}
         for s in slices if slices is not None else []:
-            rows.setdefault(id(s.param), set()).update(range(s.param.shape[0])[s.rows])
+            whole = range(s.param.shape[0])  # a slice along another dim copies every row
+            rows.setdefault(id(s.param), set()).update(whole[s.rows] if s.dim == 0 else whole)
         self.params: list[Tensor] = []
         self.copies: list[tuple[torch.nn.Parameter, Tensor | None, Tensor]] = []
         for p in params:
