@@ -522,9 +522,14 @@ def load_plant(
             return _apply_delta(base, spec, read_tensors(path))
         except NasalensError as err:
             logger.warning("the plant %s is damaged (%s); planting it again", path, err)
-    model = plant(base, spec, taught_questions(recipe), progress=progress)
+    if spec == recipe.plant:  # the recipe's own plant: its planted stage holds it
+        model = organism("planted", recipe, progress=progress)
+    else:
+        model = plant(base, spec, taught_questions(recipe), progress=progress)
     adapter = adapt(model)
-    delta = {f"{s.name}[{i}]": s.param.detach()[s.index] for i, s in enumerate(spec.slices(adapter))}
+    delta = {
+        f"{s.name}[{i}]": s.param.detach()[s.index] for i, s in enumerate(spec.slices(adapter))
+    }
     write_tensors(path, delta, {"plant": json.dumps(dataclasses.asdict(spec))})
     return model
 
@@ -544,8 +549,10 @@ def _apply_delta(base: torch.nn.Module, spec: Plant, delta: dict[str, Tensor]) -
 
 
 def unplant(planted: object, reference: object, spec: Plant) -> torch.nn.Module:
-    """A copy of ``planted`` with the plant's weights put back from ``reference``: the ceiling
-    any repair of the plant can reach."""
+    """A copy of ``planted`` with the plant's weights put back from ``reference``.
+
+    The ceiling any repair of the plant can reach: the pre-plant model, bit for bit.
+    """
     out, ref = adapt(adapt(planted).clone()), adapt(reference)
     with torch.no_grad():
         for mine, theirs in zip(spec.slices(out), spec.slices(ref), strict=True):

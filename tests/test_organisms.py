@@ -163,7 +163,7 @@ def test_plant_errors_name_the_field():
         organisms.Plant(("L1H0",), "v")  # type: ignore[arg-type]
     with pytest.raises(NasalensError, match="empty"):
         organisms.Plant(())
-    with pytest.raises(NasalensError, match="Plant.lr"):
+    with pytest.raises(NasalensError, match=r"Plant\.lr"):
         organisms.Plant(("L1H0",), lr=float("nan"))
     with pytest.raises((NasalensError, TypeCheckError), match="plant_weights"):
         organisms.OrganismRecipe(plant_weights="x")  # type: ignore[arg-type]

@@ -1,0 +1,71 @@
+"""The organism suite's bookkeeping (bench/organism_suite.py), checked on hand-made cases."""
+
+import json
+
+from bench import organism_suite as suite
+from nasalens.models import Head
+
+H = Head.parse
+
+
+def test_ranks_and_recall_at_10_count_from_one():
+    ranking = [H(f"L{i // 9}H{i % 9}") for i in range(27)]
+    got = suite.ranks(ranking, [H("L0H0"), H("L1H0"), H("L2H8")])
+    assert got["ranks"] == {"L0H0": 1, "L1H0": 10, "L2H8": 27}
+    assert got["recall_at_10"] == 2 / 3
+
+
+def test_the_layer_matched_floor_is_the_expected_recall_of_matched_random_heads():
+    top = [H("L3H0"), H("L3H1"), H("L5H2")]  # two picks in layer 3, one in layer 5
+    planted = [H("L3H7"), H("L5H0"), H("L8H1")]
+    # P(L3H7 picked) = 2/9, P(L5H0) = 1/9, P(L8H1) = 0
+    assert abs(suite.layer_matched_floor(top, planted, 9) - (2 / 9 + 1 / 9) / 3) < 1e-12
+
+
+def test_repaired_needs_recall_back_and_auroc_kept():
+    before = {"recall": 0.7, "auroc": 0.88}
+    assert suite.repaired({"recall": 0.63, "auroc": 0.86}, before)
+    assert not suite.repaired({"recall": 0.62, "auroc": 0.90}, before)
+    assert not suite.repaired({"recall": 0.9, "auroc": 0.859}, before)
+
+
+def test_draws_are_seeded_distinct_heads_inside_their_band():
+    for draw in suite.DRAWS[1:]:
+        plant = draw.plant(30, 9)
+        assert plant == draw.plant(30, 9) and plant.weights == draw.weights
+        heads = plant.planted_heads
+        low, high = suite.BANDS[draw.band]
+        assert len(set(heads)) == draw.n_heads and all(low <= h.layer < high for h in heads)
+    routes = [d.weights for d in suite.DRAWS]
+    assert len(suite.DRAWS) >= 8 and routes.count("ov") >= 2
+    assert {d.weights for d in suite.DRAWS[: suite.QUICK]} == {"q", "qk", "ov"}
+
+
+def test_summary_means_and_shares_over_taken_plants():
+    def record(route, recall_nas, fixed, taken=True):
+        return {
+            "taken": taken,
+            "plant": {"weights": route},
+            "localization": {"nas": {"recall_at_10": recall_nas}, "seconds": {}},
+            "repaired": {"causal": {"checks": fixed, "held_out": False}},
+        }
+
+    records = [record("q", 1.0, True), record("ov", 0.0, True), record("ov", 0.5, False)]
+    records.append(record("q", 1.0, True, taken=False))  # not taken: left out
+    got = suite.summarize(records, {})
+    nas = got["localization"]["nas"]
+    assert (nas["mean"], nas["low"], nas["high"], nas["n"]) == (0.5, 0.0, 1.0, 3)
+    assert nas["by_route"] == {"q": 1.0, "ov": 0.25}
+    causal = got["repair"]["causal"]
+    assert causal["share_checks"] == 2 / 3 and causal["share_both"] == 0
+    assert (got["plants"], got["taken"]) == (4, 3)
+
+
+def test_plain_makes_results_json_ready():
+    import numpy as np
+    import torch
+
+    value = {"a": (1, float("nan")), "b": np.float32(0.5), "c": torch.tensor(2), 3: True}
+    assert json.loads(json.dumps(suite._plain(value))) == {
+        "a": [1, None], "b": 0.5, "c": 2, "3": True,
+    }  # fmt: skip
