@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 #: NASA settings for the 135M embedded model (the learning-rate sweep is in docs/tuning.md).
 DEMO_NASA = NasaConfig(lr=1e-3, top_n=10, max_epochs=5)
+#: Called after each step of the main job with the step's name and result, as it finishes:
+#: ("bias", (bias, examples)), ("probing set", probe), ("NAS", heads), ("causal validation",
+#: validation), ("NASA", tuning or None), ("comparison", comparison), ("analysis", found).
+OnStep = Callable[[str, object], None]
 #: Prompting scenarios of the demo's analysis (chain of thought generates: left out).
 DEMO_SCENARIOS: tuple[Scenario, ...] = ("plain", "idk")
 
@@ -157,6 +161,7 @@ def run_demo(
     model: torch.nn.Module | None = None,
     out: str | Path | None = None,
     progress: bool = True,
+    on_step: OnStep | None = None,
 ) -> DemoRun:
     """Run the main job and write its report.
 
@@ -165,6 +170,8 @@ def run_demo(
         model: The model (default: the embedded SmolLM2-135M-Instruct, loaded offline).
         out: The run folder (default: ``runs/<timestamp>``).
         progress: Show progress bars.
+        on_step: Called with each step's name and result as soon as the step finishes
+            (`OnStep`), so its tables can be shown before the next step starts.
 
     Returns:
         The results of every step; ``.report`` is the HTML file.
@@ -178,6 +185,7 @@ def run_demo(
     write_json(folder / "config.json", config.to_dict())
     timings: dict[str, float] = {}
     sections: list[Section] = []
+    done: OnStep = on_step or (lambda step, result: None)
 
     if model is None:  # a model passed in was loaded (and timed) by the caller
         with _timed(timings, "load model"):
@@ -187,12 +195,14 @@ def run_demo(
         bias = {name: evaluate(model, s, name=name, progress=progress) for name, s in sets.items()}
         examples = _examples(model, sets["builtin-eval"][:3], bias["builtin-eval"])
         sections.append(bias_section(bias, examples))
+    done("bias", (bias, examples))
     with _timed(timings, "probing set"):
         questions = data.builtin_questions("probe")
         if config.n_probe:
             questions = subset(questions, config.n_probe, seed=config.seed)
         probe = probe_set(model, questions, seed=config.seed, progress=progress)
         sections.append(probe_section(probe))
+    done("probing set", probe)
     with _timed(timings, "NAS"):
         positives = [q.positive() for q in questions]
         scores = nas(model, positives, progress=progress)
@@ -207,6 +217,7 @@ def run_demo(
         heads.save(folder / "heads.json")
         on_probe = evaluate(model, positives, progress=False)
         sections.append(nas_section(model, positives[0], scores, heads, on_probe))
+    done("NAS", heads)
     with _timed(timings, "causal validation"):
         checked = _pick(sets["builtin-eval"], config.n_validate, config.seed)
         validation = validate_heads(
@@ -221,6 +232,7 @@ def run_demo(
         )
         validation.summary.to_csv(folder / "validation.csv", index=False)
         sections.append(validation_section(validation))
+    done("causal validation", validation)
     with _timed(timings, "NASA"):
         tuning = None
         if probe.train and probe.val:
@@ -228,6 +240,7 @@ def run_demo(
             for record in tuning.records:
                 append_jsonl(folder / "nasa.jsonl", record)
         sections.append(nasa_section(tuning, probe))
+    done("NASA", tuning)
     with _timed(timings, "comparison"):
         reference = sets["builtin-eval"]
         models: dict[str, torch.nn.Module | Decider] = {"baseline": model}
@@ -240,6 +253,7 @@ def run_demo(
         comparison = compare(models, compared, retention=retention, progress=progress)
         comparison.table.to_csv(folder / "comparison.csv", index=False)
         sections.append(comparison_section(comparison))
+    done("comparison", comparison)
     if config.n_analysis:
         with _timed(timings, "analysis"):
             samples = _pick(sets["builtin-eval"], config.n_analysis, config.seed)
@@ -254,6 +268,7 @@ def run_demo(
                 progress=progress,
             )
             sections.append(Section("Analysis", html=analysis_section(found)))
+        done("analysis", found)
 
     run = DemoRun(
         folder, bias, examples, probe, scores, heads, validation, tuning, comparison, timings

@@ -24,8 +24,26 @@ SMALL = pipeline.DemoConfig(
 
 def test_the_main_job_runs_every_step_and_writes_its_folder(tiny_model, tmp_path, monkeypatch):
     # The tiny random model knows no fact, so give NASA a constructed probing set.
-    monkeypatch.setattr(pipeline, "probe_set", lambda *a, **k: make_probe())
-    run = pipeline.run_demo(SMALL, model=tiny_model, out=tmp_path / "run", progress=False)
+    calls: list[str] = []
+
+    def probe(*args, **kwargs):
+        calls.append("probe_set called")
+        return make_probe()
+
+    def on_step(step, result):
+        calls.append(step)
+        if step == "NAS":
+            assert len(result) == 3  # the heads, handed over as soon as they are chosen
+
+    monkeypatch.setattr(pipeline, "probe_set", probe)
+    run = pipeline.run_demo(
+        SMALL, model=tiny_model, out=tmp_path / "run", progress=False, on_step=on_step
+    )
+    # Each step's result is handed out when it finishes, before the next step starts.
+    assert calls == [
+        "bias", "probe_set called", "probing set", "NAS", "causal validation", "NASA",
+        "comparison", "analysis",
+    ]  # fmt: skip
     names = {p.name for p in run.folder.iterdir()}
     assert {"report.html", "config.json", "heads.json", "nasa.jsonl", "comparison.csv"} <= names
     assert json.loads((run.folder / "config.json").read_text())["nasa"]["lr"] == 0.01

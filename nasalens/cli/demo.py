@@ -31,30 +31,46 @@ def demo(
     if root is None:
         typer.echo("no --data-dir or $NASALENS_DATA_DIR: the built-in sets only")
     loaded = load(model)
-    run = run_demo(config, model=loaded, out=out)
-
-    typer.echo("\nThe Yes/No decisions of the untouched model (Prompt I, chat template):")
-    typer.echo(table(pd.concat([r.to_frame() for r in run.bias.values()], ignore_index=True)))
-    typer.echo("\nExample prompts:")
-    for _, row in run.examples.iterrows():
-        typer.echo(f"\n{row['prompt']}")
-        typer.echo(
-            f"-> gold {row['gold']}; P(Yes) = {row['P(Yes)']:.3f}, P(No) = {row['P(No)']:.3f} "
-            "(of the two candidates)"
-        )
-    typer.echo(f"\nProbing set: {run.probe.counts()}")
-    typer.echo("\nNegative heads (top 10):")
-    typer.echo(table(run.heads.top(10).to_frame()))
-    typer.echo("\nCausal validation (selected heads vs random head sets):")
-    summary = run.validation.summary
-    typer.echo(table(summary[[c for c in summary.columns if not c.startswith("random_")]]))
-    if run.tuning is not None:
-        typer.echo(f"\nNASA kept: {', '.join(map(str, run.tuning.kept)) or 'none'}")
-    cols = ["set", "model", "accuracy", "precision", "recall", "f1", "auroc", "share_yes"]
-    typer.echo("\nBaseline vs tuned:")
-    typer.echo(table(run.comparison.table[cols]))
-    for _, row in run.comparison.table.iterrows():
-        if row["model"] != run.comparison.baseline:
-            typer.echo(f"  {row['set']}, {row['model']}: {row['verdict']}")
+    run = run_demo(config, model=loaded, out=out, on_step=print_step)
     typer.echo(f"\nReport: {run.report.resolve()}")
     typer.echo(f"Wall time: {time.perf_counter() - start:.0f} s")
+
+
+def print_step(step: str, result: object) -> None:
+    """Print one finished step of the main job (`nasalens.pipeline.OnStep`)."""
+    if step == "bias":
+        bias, examples = result  # type: ignore[misc]
+        typer.echo("\nThe Yes/No decisions of the untouched model (Prompt I, chat template):")
+        typer.echo(table(pd.concat([r.to_frame() for r in bias.values()], ignore_index=True)))
+        typer.echo("\nExample prompts:")
+        for _, row in examples.iterrows():
+            typer.echo(f"\n{row['prompt']}")
+            typer.echo(
+                f"-> gold {row['gold']}; P(Yes) = {row['P(Yes)']:.3f}, "
+                f"P(No) = {row['P(No)']:.3f} (of the two candidates)"
+            )
+    elif step == "probing set":
+        typer.echo(f"\nProbing set: {result.counts()}")  # type: ignore[attr-defined]
+    elif step == "NAS":
+        typer.echo("\nNegative heads (top 10):")
+        typer.echo(table(result.top(10).to_frame()))  # type: ignore[attr-defined]
+    elif step == "causal validation":
+        typer.echo("\nCausal validation (selected heads vs random head sets):")
+        summary = result.summary  # type: ignore[attr-defined]
+        typer.echo(table(summary[[c for c in summary.columns if not c.startswith("random_")]]))
+    elif step == "NASA":
+        if result is None:
+            typer.echo("\nNASA: skipped (the probing set has no FN to train on or no V)")
+        else:
+            kept = ", ".join(map(str, result.kept)) or "none"  # type: ignore[attr-defined]
+            typer.echo(f"\nNASA kept: {kept}")
+    elif step == "comparison":
+        cols = ["set", "model", "accuracy", "precision", "recall", "f1", "auroc", "share_yes"]
+        frame = result.table  # type: ignore[attr-defined]
+        typer.echo("\nBaseline vs tuned:")
+        typer.echo(table(frame[cols]))
+        for _, row in frame.iterrows():
+            if row["model"] != result.baseline:  # type: ignore[attr-defined]
+                typer.echo(f"  {row['set']}, {row['model']}: {row['verdict']}")
+    elif step == "analysis":
+        typer.echo("\nAnalysis: written to the report")
