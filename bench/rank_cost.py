@@ -49,7 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="the tiny model, a few prompts")
     parser.add_argument("--only", choices=["organism", "embedded"], default=None)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of the cheap ones")
-    parser.add_argument("--loop-heads", type=int, default=10, help="heads the per-head loop times")
+    parser.add_argument(
+        "--loop-heads", type=int, default=10, help="heads the per-head loop times (0: skip it)"
+    )
     parser.add_argument("--chunk-size", type=int, default=16)
     parser.add_argument("--device", default=None, help="e.g. cuda (default: the CPU)")
     parser.add_argument("--dtype", default=None, help="float32 (default) or bfloat16")
@@ -141,7 +143,7 @@ def measure(model, samples, planted, args) -> dict[str, object]:
     print(f"  exact {seconds:.1f} s", flush=True)
 
     every = list(geo.heads())
-    step = max(1, len(every) // args.loop_heads)
+    step = max(1, len(every) // max(1, args.loop_heads))
     sampled = every[::step][: args.loop_heads]
 
     def loop() -> None:
@@ -149,12 +151,13 @@ def measure(model, samples, planted, args) -> dict[str, object]:
             with nl.ablate(model, [head], how="mean", reference=batch):
                 answer_logprobs(model, batch, chunk_size=chunk, progress=False)
 
-    seconds, _ = timed(loop, 1)
-    results["per_head"] = {
-        "seconds": seconds * len(every) / len(sampled),
-        "timed_heads": len(sampled),
-    }
-    print(f"  per-head loop {results['per_head']['seconds']:.1f} s (from {len(sampled)} heads)")
+    if sampled:
+        seconds, _ = timed(loop, 1)
+        results["per_head"] = {
+            "seconds": seconds * len(every) / len(sampled),
+            "timed_heads": len(sampled),
+        }
+        print(f"  per-head loop {results['per_head']['seconds']:.1f} s (from {len(sampled)} heads)")
 
     results["forward"]["peak_mib"] = torch_peak(forward)[0] / MIB
     results["attribution"]["peak_mib"] = torch_peak(rank("attribution"))[0] / MIB
@@ -167,6 +170,8 @@ def measure(model, samples, planted, args) -> dict[str, object]:
         results["attribution"]["peak_mib"], results["exact"]["peak_mib"]
     )
     for name in ("attribution", "verified", "exact", "per_head"):
+        if name not in results:
+            continue
         results[name]["forwards"] = results[name]["seconds"] / unit
         if "peak_mib" in results[name]:
             results[name]["peak_vs_forward"] = (
@@ -211,7 +216,11 @@ def measure(model, samples, planted, args) -> dict[str, object]:
         "ratios": {
             "attribution/forward": results["attribution"]["forwards"],
             "verified/exact": results["verified"]["seconds"] / results["exact"]["seconds"],
-            "exact/per_head": results["exact"]["seconds"] / results["per_head"]["seconds"],
+            "exact/per_head": (
+                results["exact"]["seconds"] / results["per_head"]["seconds"]
+                if "per_head" in results
+                else None
+            ),
         },
         "agreement": agreement,
         "planted_ranks": ranks,

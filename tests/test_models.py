@@ -87,6 +87,20 @@ def test_zeroing_the_o_slice_equals_zero_ablating_the_heads_output(tiny_model_co
 
 
 @pytest.mark.legacy
+def test_resid_pres_equals_resid_pre_layer_by_layer(tiny_model):
+    adapter = adapt(tiny_model)
+    tokens = torch.randint(3, 300, (2, 9))
+    mask = torch.ones_like(tokens)
+    mask[0, :3] = 0  # left padding in one row
+    got = adapter.resid_pres(tokens, mask, [1, 0, 1])
+    assert sorted(got) == [0, 1]
+    for layer, resid in got.items():
+        assert torch.equal(resid, adapter.resid_pre(tokens, mask, layer))
+    with pytest.raises(NasalensError):
+        adapter.resid_pres(tokens, mask, [5])
+
+
+@pytest.mark.legacy
 def test_logits_at_equals_full_forward_on_a_padded_batch(tiny_model):
     adapter = adapt(tiny_model)
     tokens = torch.randint(3, 300, (3, 9))

@@ -184,7 +184,14 @@ def tune(
         )  # fmt: skip
         typer.echo(f"probing set: {found.counts()}")
         if line_up is None:
+            start = time.perf_counter()
             line_up = select_heads(loaded, found, settings, progress=progress)
+            how = line_up.method + (
+                f", {line_up.meta['n_verified']} verified exactly"
+                if "n_verified" in line_up.meta
+                else ""
+            )
+            typer.echo(f"heads ranked ({how}) in {time.perf_counter() - start:.1f} s")
             out.mkdir(parents=True, exist_ok=True)
             write_csv(out / f"heads-{settings.select}.csv", line_up.to_frame())
         typer.echo(f"heads: {line_up.top(settings.top_n)}")

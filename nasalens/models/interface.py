@@ -9,6 +9,7 @@ picks the adapter of a model (bridge.py, legacy.py build on this module, never t
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -228,6 +229,30 @@ class ModelAdapter:
         name = f"blocks.{layer}.hook_resid_pre"
         self._run_until(tokens, attention_mask, [*fwd_hooks, (name, grab)])
         return store["resid"]
+
+    def resid_pres(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Int[Tensor, "batch pos"],
+        layers: Sequence[int],
+    ) -> dict[int, Float[Tensor, "batch pos d_model"]]:
+        """Return the residual entering each of ``layers`` from one pass (`resid_pre` for many).
+
+        The pass stops at the last of them; the blocks below it run once, not once per layer.
+        """
+        wanted = sorted(set(layers))
+        for layer in wanted:
+            self._check_layer(layer)
+        store: dict[int, Tensor] = {}
+
+        def grab(x: Tensor, hook: object, layer: int) -> None:
+            store[layer] = x
+            if layer == wanted[-1]:
+                raise _Stop
+
+        hooks = [(f"blocks.{i}.hook_resid_pre", functools.partial(grab, layer=i)) for i in wanted]
+        self._run_until(tokens, attention_mask, hooks)
+        return store
 
     def forward_from(
         self,
