@@ -307,6 +307,14 @@ def organism_dir(recipe: OrganismRecipe | None = None, stage: Stage = "planted")
     return cache_dir() / "organisms" / f"{stage}-{recipe.key()}"
 
 
+def is_built(recipe: OrganismRecipe | None = None) -> bool:
+    """Whether both stages of the organism are in the cache (loading them takes seconds)."""
+    return all(
+        (organism_dir(recipe, stage) / "organism.json").is_file()
+        for stage in ("discriminating", "planted")
+    )
+
+
 def organism(
     stage: Stage = "planted",
     recipe: OrganismRecipe | None = None,

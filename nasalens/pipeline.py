@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import torch
@@ -25,6 +26,7 @@ from nasalens.analysis.suite import analyze
 from nasalens.artifacts import append_jsonl, write_json
 from nasalens.baselines import ContextualCalibration, HeadFix
 from nasalens.data.sample import Sample, balance, subset
+from nasalens.demo_organism import OrganismCheck, check_organism, organism_section
 from nasalens.demo_report import (
     bias_section,
     comparison_section,
@@ -51,8 +53,10 @@ logger = logging.getLogger(__name__)
 DEMO_NASA = NasaConfig(lr=1e-3, top_n=10, max_epochs=5)
 #: Called after each step of the main job with the step's name and result, as it finishes:
 #: ("bias", (bias, examples)), ("probing set", probe), ("NAS", heads), ("causal validation",
-#: validation), ("NASA", tuning or None), ("comparison", comparison), ("analysis", found).
+#: validation), ("NASA", tuning or None), ("comparison", comparison), ("organism",
+#: OrganismCheck or None), ("analysis", found).
 OnStep = Callable[[str, object], None]
+OrganismStep = Literal["repair", "ranks", "off"]
 #: Prompting scenarios of the demo's analysis (chain of thought generates: left out).
 DEMO_SCENARIOS: tuple[Scenario, ...] = ("plain", "idk")
 
@@ -92,6 +96,10 @@ class DemoConfig:
     and "I don't know" scenarios (`nasalens analyze` runs the whole suite)."""
     n_retention: int = 0
     """NQ-open questions for general-QA retention (0: skip; needs data_dir)."""
+    organism: OrganismStep = "repair"
+    """The ground-truth step on the planted-bias organism, when it is built: "repair" (where
+    NAS and the causal ranking put the planted heads, and the recommended repair's
+    before/after on the checks, about 4 minutes), "ranks" (the ranks only) or "off"."""
     seed: int = 0
     """Seed of every sample choice."""
 
@@ -109,6 +117,7 @@ class DemoConfig:
             per_head=0,
             n_analysis=0,
             nasa=DEMO_NASA.replace(top_n=3, max_epochs=2),
+            organism="ranks",
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -133,6 +142,7 @@ class DemoRun:
         tuning: The NASA run (None when the probing set had no false negatives to tune on).
         comparison: Baseline, NASA and the baselines on each set.
         timings: Seconds per step.
+        organism: The ground-truth step (None when it was off or the organism is not built).
     """
 
     folder: Path
@@ -145,6 +155,7 @@ class DemoRun:
     tuning: NasaResult | None
     comparison: Comparison
     timings: dict[str, float]
+    organism: OrganismCheck | None = None
 
     @property
     def report(self) -> Path:
@@ -254,6 +265,12 @@ def run_demo(
         comparison.table.to_csv(folder / "comparison.csv", index=False)
         sections.append(comparison_section(comparison))
     done("comparison", comparison)
+    ground_truth = None
+    if config.organism != "off":
+        with _timed(timings, "organism"):
+            ground_truth = check_organism(repair=config.organism == "repair", progress=progress)
+            sections.append(organism_section(ground_truth))
+        done("organism", ground_truth)
     if config.n_analysis:
         with _timed(timings, "analysis"):
             samples = _pick(sets["builtin-eval"], config.n_analysis, config.seed)
@@ -271,8 +288,9 @@ def run_demo(
         done("analysis", found)
 
     run = DemoRun(
-        folder, bias, examples, probe, scores, heads, validation, tuning, comparison, timings
-    )
+        folder, bias, examples, probe, scores, heads, validation, tuning, comparison, timings,
+        ground_truth,
+    )  # fmt: skip
     geo = info(model)
     write_report(
         run.report,

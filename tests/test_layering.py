@@ -29,6 +29,7 @@ LAYERS = [
     "plotting",
     "report",
     "demo_report",
+    "demo_organism",
     "pipeline",
     "cli",
 ]

@@ -19,6 +19,7 @@ SMALL = pipeline.DemoConfig(
     per_head=2,
     n_analysis=8,
     nasa=NasaConfig(lr=1e-2, batch_size=4, max_epochs=1, top_n=2),
+    organism="off",
 )
 
 

@@ -72,5 +72,18 @@ def print_step(step: str, result: object) -> None:
         for _, row in frame.iterrows():
             if row["model"] != result.baseline:  # type: ignore[attr-defined]
                 typer.echo(f"  {row['set']}, {row['model']}: {row['verdict']}")
+    elif step == "organism":
+        if result is None:
+            typer.echo(
+                "\nGround truth: the planted-bias organism is not built here (`nasalens "
+                "organism` builds it once, about 18 CPU minutes); section skipped"
+            )
+        else:
+            from nasalens.demo_organism import organism_table
+
+            typer.echo("\nGround truth: where NAS and the causal ranking put the planted heads:")
+            typer.echo(table(result.ranks))  # type: ignore[attr-defined]
+            typer.echo("Decisions on the organism's checks (95% intervals):")
+            typer.echo(table(organism_table(result)))  # type: ignore[arg-type]
     elif step == "analysis":
         typer.echo("\nAnalysis: written to the report")

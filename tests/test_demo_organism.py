@@ -1,0 +1,46 @@
+"""The main job's ground-truth step, on an organism built from the tiny model."""
+
+import pytest
+
+from nasalens import demo_organism, organisms
+from nasalens.models import Head
+from nasalens.report import Section
+from tests.test_organisms import TINY
+
+
+@pytest.fixture
+def cached(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASALENS_CACHE_DIR", str(tmp_path))
+    assert not organisms.is_built(TINY)
+    organisms.save(organisms.build(tiny_model, TINY, progress=False), TINY)
+    assert organisms.is_built(TINY)
+
+
+def test_without_a_built_organism_the_step_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASALENS_CACHE_DIR", str(tmp_path))
+    assert demo_organism.check_organism(TINY) is None
+    section = demo_organism.organism_section(None)
+    assert isinstance(section, Section) and "nasalens organism" in section.text
+
+
+def test_the_step_ranks_the_planted_heads_and_repairs(cached, monkeypatch):
+    from tests.test_tuning import make_probe
+
+    # The tiny random model knows no fact: give the step a constructed probing set.
+    monkeypatch.setattr(demo_organism, "probe_set", lambda *a, **k: make_probe())
+    monkeypatch.setattr(demo_organism, "REPAIR", demo_organism.REPAIR.replace(max_epochs=1))
+    check = demo_organism.check_organism(TINY, progress=False)
+    assert check is not None
+    assert [str(h) for h in check.planted] == ["L1H0", "L0H3"]
+    ranking = list(check.ranking)
+    for row in check.ranks.itertuples():
+        assert ranking.index(Head.parse(row.head)) + 1 == row.causal_rank
+        assert 1 <= row.nas_rank <= len(ranking)
+    assert set(check.results) == {"planted", "pre-plant", "repaired"}
+    table = demo_organism.organism_table(check)
+    assert list(table["name"]) == ["planted", "pre-plant", "repaired"]
+    assert (table["recall_lo"] <= table["recall"]).all()
+    section = demo_organism.organism_section(check)
+    assert any("causal rank" in f for f in section.findings)
+    ranks_only = demo_organism.check_organism(TINY, repair=False, progress=False)
+    assert set(ranks_only.results) == {"planted", "pre-plant"}
