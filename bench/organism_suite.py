@@ -21,11 +21,14 @@ plant, in one process:
   heads of the same layers trained like ``causal``. A plant is *repaired* on a set when recall
   is back to at least 90% of the pre-plant model's and AUROC within 0.02 of it.
 
-Results go to one JSON per plant (a rerun skips finished plants) and a summary JSON;
-``--render`` writes the tables to docs/organism_suite.md and the two figures beside it.
+Results go to one JSON per plant and a summary JSON over every plant measured so far; a rerun
+adds only what a plant's record lacks (``--plants 0,1 --repairs causal_rules_off,random`` adds
+two NASA routes to two plants). The tables go to docs/organism_suite.md, the two figures to
+bench/results/organism_suite/figures/.
 
     python bench/organism_suite.py --quick     # 3 plants, the cheap methods (about 20 min)
     python bench/organism_suite.py             # every plant and method (hours; resumable)
+    python bench/organism_suite.py --plants 3,4 --localize cheap --repairs nasa_paper,random
     python bench/organism_suite.py --render    # docs/organism_suite.md from the JSON
 """
 
@@ -97,11 +100,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 plants, the cheap methods")
     parser.add_argument("--plants", default=None, help="draw indices to run, e.g. 0,2,5")
-    parser.add_argument("--repairs", default=None, help="repairs to run (default: all)")
+    parser.add_argument(
+        "--repairs",
+        default=None,
+        help=f"comma-separated, of {','.join(CHEAP_REPAIRS[1:] + NASA_REPAIRS)}",
+    )
+    parser.add_argument(
+        "--localize",
+        choices=["cheap", "all"],
+        default=None,
+        help="cheap: NAS, attribution, verified; all: also exact and patching",
+    )
     parser.add_argument("--render", action="store_true", help="only write docs from the JSON")
     parser.add_argument("--out", type=Path, default=OUT, help="folder of the JSON files")
     parser.add_argument("--chunk-size", type=int, default=16)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.localize = args.localize or ("cheap" if args.quick else "all")
+    known = CHEAP_REPAIRS[1:] + NASA_REPAIRS
+    args.wanted = (
+        tuple(args.repairs.split(",")) if args.repairs
+        else CHEAP_REPAIRS[1:] if args.quick else known
+    )  # fmt: skip
+    unknown = set(args.wanted) - set(known)
+    if unknown:
+        parser.error(f"unknown repairs {sorted(unknown)}; use some of {','.join(known)}")
+    return args
 
 
 def say(text: str) -> None:
@@ -126,7 +149,7 @@ def layer_matched_floor(top: Sequence, planted: Sequence, n_heads: int) -> float
     return sum(counts.get(h.layer, 0) / n_heads for h in planted) / len(planted)
 
 
-def localize(model, probe, planted, full: bool, chunk: int) -> dict[str, object]:
+def localize(model, probe, planted, full: bool, chunk: int) -> tuple[dict, dict]:
     import torch
 
     import nasalens as nl
@@ -224,7 +247,8 @@ def repair_table(planted_model, base, spec, probe, rankings) -> dict[str, Callab
 # ---- one plant, the suite ----
 
 
-def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace) -> dict:
+def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace, old: dict) -> dict:
+    """Measure one plant: what ``old`` (an earlier record of it) lacks of what is asked."""
     import torch
 
     import nasalens as nl
@@ -236,50 +260,38 @@ def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace) -> di
     say(f"plant {index}: {spec.name} ({draw.band})")
     start = time.perf_counter()
     model = organisms.load_plant(spec, progress=False)
-    record: dict[str, object] = {
+    record: dict = {
         "draw": asdict(draw),
         "plant": asdict(spec),
         "name": spec.name,
         "plant_seconds": round(time.perf_counter() - start, 1),
+        **old,
     }
     chunk = args.chunk_size
-    measured = {"planted": measure(model, ctx["sets"], chunk)}
-    taken = measured["planted"]["checks"]["recall"] < 0.2
-    record["taken"] = taken
-    say(
-        f"  planted: checks recall {measured['planted']['checks']['recall']:.3f} "
-        f"AUROC {measured['planted']['checks']['auroc']:.3f}; held out recall "
-        f"{measured['planted']['held_out']['recall']:.3f} AUROC "
-        f"{measured['planted']['held_out']['auroc']:.3f}" + ("" if taken else " (not taken)")
-    )
+    measured = record.setdefault("measured", {})
+    if "planted" not in measured:
+        measured["planted"] = measure(model, ctx["sets"], chunk)
+    record["taken"] = measured["planted"]["checks"]["recall"] < 0.2
+    say("  planted: " + _line(measured["planted"]) + ("" if record["taken"] else " (not taken)"))
     probe = nl.probe_set(model, ctx["nasa_questions"], progress=False)
     record["probe"] = probe.counts()
     if not probe.train:
         say("  no FN to rank heads on: localization and repair skipped")
-        record["measured"] = measured
         return record
     planted = [nl.Head.parse(h) for h in spec.heads]
-    full = not args.quick
-    record["localization"], rankings = localize(model, probe, planted, full, chunk)
+    found, rankings = localize(model, probe, planted, args.localize == "all", chunk)
+    record["localization"] = {**record.get("localization", {}), **found}
     loc = record["localization"]
-    say(
-        "  recall@10: "
-        + ", ".join(
-            f"{k} {v['recall_at_10']:.2f}"
-            for k, v in loc.items()
-            if isinstance(v, dict)
-            if "recall_at_10" in v
-        )
-    )
-    wanted = (
-        args.repairs.split(",")
-        if args.repairs
-        else (CHEAP_REPAIRS if args.quick else CHEAP_REPAIRS + NASA_REPAIRS)
-    )
-    seconds = {}
+    recalls = [
+        f"{k} {v['recall_at_10']:.2f}"
+        for k, v in loc.items()
+        if isinstance(v, dict) and "recall_at_10" in v
+    ]
+    say("  recall@10: " + ", ".join(recalls))
+    seconds = record.setdefault("repair_seconds", {})
     table = repair_table(model, ctx["discriminating"], spec, probe, rankings)
     for name, thunk in table.items():
-        if name not in wanted:
+        if name not in args.wanted or name in measured:
             continue
         start = time.perf_counter()
         fixed = thunk()
@@ -291,19 +303,20 @@ def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace) -> di
         else:
             measured[name] = measure(fixed, ctx["sets"], chunk)
         seconds[name] = round(time.perf_counter() - start, 1)
-        m = measured[name]
-        say(
-            f"  {name}: checks recall {m['checks']['recall']:.3f} AUROC "
-            f"{m['checks']['auroc']:.3f}; held out recall {m['held_out']['recall']:.3f} "
-            f"AUROC {m['held_out']['auroc']:.3f} ({seconds[name]} s)"
-        )
-    record["measured"] = measured
-    record["repair_seconds"] = seconds
+        say(f"  {name}: {_line(measured[name])} ({seconds[name]} s)")
     record["repaired"] = {
         name: {s: repaired(m[s], ctx["preplant"][s]) for s in ctx["sets"]}
         for name, m in measured.items()
     }
     return record
+
+
+def _line(m: dict) -> str:
+    c, h = m["checks"], m["held_out"]
+    return (
+        f"checks recall {c['recall']:.3f} AUROC {c['auroc']:.3f}; "
+        f"held out recall {h['recall']:.3f} AUROC {h['auroc']:.3f}"
+    )
 
 
 def context(args: argparse.Namespace) -> dict:
@@ -438,7 +451,9 @@ def render(out: Path) -> None:
         if "localization" not in r:
             continue
         for head in r["plant"]["heads"]:
-            cells = " | ".join(str(r["localization"][m]["ranks"][head]) for m in methods)
+            cells = " | ".join(
+                str(r["localization"].get(m, {}).get("ranks", {}).get(head, "–")) for m in methods
+            )
             lines.append(f"| `{r['name']}` | {head} | {cells} |")
     lines += [
         "",
@@ -531,25 +546,24 @@ def main(argv: list[str] | None = None) -> dict | None:
     )  # fmt: skip
     start = time.perf_counter()
     ctx = context(args)
-    mode = "quick" if args.quick else "full"
-    records = []
+    mode = f"localize={args.localize}; repairs={','.join(args.wanted)}"
     for i in picks:
         path = args.out / f"plant-{i}.json"
-        if path.is_file() and read_json(path).get("mode") in (mode, "full"):
-            say(f"plant {i}: done before ({path.name})")
-            records.append(read_json(path))
-            continue
+        old = read_json(path) if path.is_file() else {}
+        if old.get("draw") != asdict(DRAWS[i]):
+            old = {}  # another draw under this number: start again
         begin = time.perf_counter()
-        record = run_plant(DRAWS[i], i, ctx, args)
-        record.update(mode=mode, seconds=round(time.perf_counter() - begin, 1))
+        record = run_plant(DRAWS[i], i, ctx, args, old)
+        record["seconds"] = round(time.perf_counter() - begin + old.get("seconds", 0), 1)
         write_json(path, _plain(record))
-        records.append(record)
+    # The summary covers every plant measured so far, this run's and earlier ones.
+    records = [read_json(p) for p in sorted(args.out.glob("plant-*.json"))]
     summary = summarize(records, ctx["preplant"])
     summary.update(
         mode=mode,
         threads=torch.get_num_threads(),
         seconds=round(time.perf_counter() - start, 1),
-        draws=[asdict(DRAWS[i]) for i in picks],
+        draws=[r["draw"] for r in records],
     )
     write_json(args.out / "summary.json", _plain(summary))
     say(json.dumps(_plain({k: summary[k] for k in ("localization", "repair")}), indent=1))

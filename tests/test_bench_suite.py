@@ -69,3 +69,42 @@ def test_plain_makes_results_json_ready():
     assert json.loads(json.dumps(suite._plain(value))) == {
         "a": [1, None], "b": 0.5, "c": 2, "3": True,
     }  # fmt: skip
+
+
+def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
+    from nasalens.artifacts import write_json
+
+    def m(recall, auroc):
+        part = {"accuracy": 0.5, "recall": recall, "recall_ci": [0.0, 1.0], "auroc": auroc,
+                "auroc_ci": [0.4, 0.9], "share_yes": 0.1}  # fmt: skip
+        return {"checks": part, "held_out": part}
+
+    records = []
+    for i, route in enumerate(("q", "ov")):
+        heads = ["L12H2"] if route == "q" else ["L3H1", "L4H4"]
+        loc = {"nas_answer": {"ranks": dict.fromkeys(heads, 5), "recall_at_10": 1.0}}
+        if route == "q":  # a method one plant lacks renders as "–"
+            loc["exact"] = {"ranks": dict.fromkeys(heads, 1), "recall_at_10": 1.0}
+        loc["random_floor"] = {"recall_at_10": 0.03}
+        record = {
+            "draw": {"weights": route, "band": "middle", "n_heads": len(heads), "seed": i},
+            "plant": {"heads": heads, "weights": route},
+            "name": f"{route}:{'+'.join(heads)}",
+            "plant_seconds": 1.0,
+            "taken": True,
+            "measured": {"planted": m(0.0, 0.8), "headfix": m(0.7, 0.88)},
+            "localization": loc,
+            "repaired": {"planted": {"checks": False, "held_out": False},
+                         "headfix": {"checks": True, "held_out": False}},  # fmt: skip
+        }
+        write_json(tmp_path / f"plant-{i}.json", record)
+        records.append(record)
+    write_json(tmp_path / "summary.json", {**suite.summarize(records, m(0.7, 0.88)), "mode": "x"})
+    monkeypatch.setattr(suite, "DOCS", tmp_path / "suite.md")
+    suite.render(tmp_path)
+    page = (tmp_path / "suite.md").read_text()
+    assert "| headfix | 1.00 | 0.00 | 0.00 | 2 |" in page
+    assert "| `ov:L3H1+L4H4` | L3H1 | 5 | – |" in page
+    assert {p.name for p in (tmp_path / "figures").iterdir()} == {
+        "planted_ranks.html", "repair_scatter.html",
+    }  # fmt: skip
