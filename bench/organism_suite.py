@@ -24,7 +24,7 @@ plant, in one process:
 Results go to one JSON per plant and a summary JSON over every plant measured so far; a rerun
 adds only what a plant's record lacks (``--plants 0,1 --repairs causal_rules_off,random`` adds
 two NASA routes to two plants). The tables go to docs/organism_suite.md, the two figures to
-bench/results/organism_suite/figures/.
+docs/figures/.
 
     python bench/organism_suite.py --quick     # 3 plants, the cheap methods (about 20 min)
     python bench/organism_suite.py             # every plant and method (hours; resumable)
@@ -223,9 +223,10 @@ def repair_table(planted_model, base, spec, probe, rankings) -> dict[str, Callab
     import nasalens as nl
     from nasalens import organisms
     from nasalens.baselines import ContextualCalibration, HeadFix
+    from nasalens.tuning import select_heads
 
     causal = rankings["verified"]
-    nas_heads = nl.select_heads(planted_model, probe, nl.NasaConfig(), progress=False)
+    nas_heads = select_heads(planted_model, probe, nl.NasaConfig(), progress=False)
     off = nl.NasaConfig.preset("causal", lr=1e-3, top_n=TOP, max_epochs=5)
     paper = nl.NasaConfig(lr=1e-3, top_n=TOP)
 
@@ -324,7 +325,8 @@ def context(args: argparse.Namespace) -> dict:
     import nasalens as nl
     from nasalens import organisms
     from nasalens.artifacts import read_json, write_json
-    from nasalens.data import binary_samples, builtin_questions, subset
+    from nasalens.data import binary_samples, builtin_questions
+    from nasalens.data.sample import subset
 
     base = nl.load_model()
     discriminating = organisms.organism("discriminating")
@@ -471,20 +473,24 @@ def render(out: Path) -> None:
         )
     lines += [
         "",
-        "Per plant (checks: recall [95% CI] / AUROC [95% CI]):",
+        "Per plant (recall and AUROC with bootstrap 95% intervals):",
         "",
-        "| plant | repair | checks recall | checks AUROC | held out recall | held out AUROC |",
-        "|---|---|---|---|---|---|",
+        "| plant | repair | checks: accuracy | recall | AUROC | share Yes "
+        "| held out: accuracy | recall | AUROC | share Yes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         for name, m in r["measured"].items():
             c, h = m["checks"], m["held_out"]
             lines.append(
-                f"| `{r['name']}` | {name} | {c['recall']:.3f} [{c['recall_ci'][0]:.2f}, "
-                f"{c['recall_ci'][1]:.2f}] | {c['auroc']:.3f} [{c['auroc_ci'][0]:.2f}, "
-                f"{c['auroc_ci'][1]:.2f}] | {h['recall']:.3f} | {h['auroc']:.3f} |"
+                f"| `{r['name']}` | {name} | {c['accuracy']:.3f} | {c['recall']:.3f} "
+                f"[{c['recall_ci'][0]:.2f}, {c['recall_ci'][1]:.2f}] | {c['auroc']:.3f} "
+                f"[{c['auroc_ci'][0]:.2f}, {c['auroc_ci'][1]:.2f}] | {c['share_yes']:.2f} "
+                f"| {h['accuracy']:.3f} | {h['recall']:.3f} [{h['recall_ci'][0]:.2f}, "
+                f"{h['recall_ci'][1]:.2f}] | {h['auroc']:.3f} [{h['auroc_ci'][0]:.2f}, "
+                f"{h['auroc_ci'][1]:.2f}] | {h['share_yes']:.2f} |"
             )
-    figures = out / "figures"
+    figures = DOCS.parent / "figures"  # beside the page, so the docs site serves them
     figures.mkdir(exist_ok=True)
     rank_fig = go.Figure()
     for m in methods:
@@ -520,10 +526,8 @@ def render(out: Path) -> None:
     fix_fig.write_html(figures / "repair_scatter.html", include_plotlyjs="cdn")
     lines += [
         "",
-        "Figures (plotly, open in a browser): "
-        "`bench/results/organism_suite/figures/planted_ranks.html` (rank of each planted head "
-        "per method) and `bench/results/organism_suite/figures/repair_scatter.html` (recall vs "
-        "AUROC per repair, one point per plant).",
+        "Figures (plotly): [rank of each planted head per method](figures/planted_ranks.html) "
+        "and [recall vs AUROC per repair, one point per plant](figures/repair_scatter.html).",
         "",
     ]
     DOCS.write_text("\n".join(lines))
