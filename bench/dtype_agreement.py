@@ -131,7 +131,7 @@ def nasa_run(model, quick: bool, lr: float, n_heads: int, epochs: int) -> dict:
 def trap(model, steps: int) -> dict:
     """Share of one head's query-row entries that ``steps`` AdamW steps at 1e-6 change."""
     adapter = adapt(model)
-    batch = encode(model, builtin("probe", n=16), binary())
+    batch = encode(model, builtin("probe", n=16), template=binary())
     head = nl.Head(adapter.info.n_layers // 2, 0)
     resid = train.residuals(adapter, batch, head.layer, chunk_size=16)
     targets = torch.full((len(batch),), batch.pos_target)

@@ -95,7 +95,7 @@ def chunk(model, B: int, S: int) -> Batch:
     shots = builtin("probe", n=64, seed=3)
     samples = builtin("eval", n=B, seed=4)
     for k in range(64):
-        batch = encode(model, samples, dataclasses.replace(base, shots=tuple(shots[:k])))
+        batch = encode(model, samples, template=dataclasses.replace(base, shots=tuple(shots[:k])))
         if batch.tokens.shape[1] >= S:
             break
     return batch

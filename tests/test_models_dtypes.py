@@ -47,7 +47,7 @@ def test_weights_are_bfloat16_and_results_float32(models):
     samples = make_samples(6)
     a, b = both(lambda m: nl.nas(m, samples, progress=False).per_sample, models)
     assert (a - b).abs().max() > 0  # really two different forward passes
-    both(lambda m: answer_logprobs(m, encode(m, samples, binary()), progress=False), models)
+    both(lambda m: answer_logprobs(m, encode(m, samples, template=binary()), progress=False), models)
 
 
 @pytest.mark.parametrize("how", ["zero", "mean", "resample"])
@@ -55,7 +55,7 @@ def test_ablations(models, how):
     samples = make_samples(6)
 
     def ablated(model):
-        batch = encode(model, samples, binary())
+        batch = encode(model, samples, template=binary())
         with nl.ablate(model, [Head(0, 1), Head(1, 2)], how=how, reference=batch):
             return answer_logprobs(model, batch, progress=False)
 
@@ -92,7 +92,7 @@ def test_log_probabilities_and_losses_are_taken_in_float32(models):
     from nasalens.tuning.train import token_loss
 
     model = models[torch.bfloat16]
-    batch = encode(model, make_samples(4), binary())
+    batch = encode(model, make_samples(4), template=binary())
     logits = (torch.randn(4, 400, generator=torch.Generator().manual_seed(0)) * 8).bfloat16()
     exact = candidate_logprobs(logits.float(), batch)
     assert torch.equal(candidate_logprobs(logits, batch), exact)

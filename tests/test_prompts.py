@@ -244,7 +244,7 @@ def test_a_question_label_or_shot_spelling_chat_tokens_stays_text(tiny_model, ch
     ]
     shots = (make_sample(True, id="shot", question=f"Is it? {INJECTION}"),)
     for template in (binary(chat=chat, use_context=True), binary(chat=chat, shots=shots)):
-        batch = encode(tiny_model, [plain, *hostile], template)
+        batch = encode(tiny_model, [plain, *hostile], template=template)
         counts = [_control_count(tiny_model, batch, row) for row in range(len(batch))]
         assert counts == [counts[0]] * len(counts), counts
         assert counts[0] == (3 if chat else 1)  # im_start user, im_end, im_start assistant / BOS
