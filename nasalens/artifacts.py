@@ -191,6 +191,24 @@ def read_json(path: str | Path) -> object:
     return parse_json(decode(raw, where), where)
 
 
+def read_header(path: str | Path, kind: str, version: int) -> dict:
+    """Read the JSON file a ``kind``'s ``save`` wrote, checking its format name and version.
+
+    Raises:
+        NasalensError: When the file is missing or malformed, was written by something else,
+            or has another format version.
+    """
+    payload = read_json(path)
+    if not isinstance(payload, dict) or payload.get("format") != f"nasalens.{kind}":
+        raise NasalensError(f"{path}: not written by {kind}.save")
+    if payload.get("version") != version:
+        raise NasalensError(
+            f"{path}: {kind} format version {payload.get('version')!r}; this nasalens reads "
+            f"version {version}"
+        )
+    return payload
+
+
 def parse_jsonl(
     raw: bytes, name: str, *, torn_tail: bool = False, hint: str = ""
 ) -> list[tuple[str, object]]:

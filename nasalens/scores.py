@@ -21,7 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from nasalens.artifacts import read_json, read_tensors, write_json, write_tensors
+from nasalens.artifacts import read_header, read_tensors, write_json, write_tensors
 from nasalens.data.sample import Sample
 from nasalens.deprecation import keyword_only
 from nasalens.errors import NasalensError
@@ -141,14 +141,7 @@ class NasScores:
             NasalensError: When a file is missing, malformed or of another format version.
         """
         folder = Path(folder)
-        meta = read_json(folder / "nas.json")
-        if not isinstance(meta, dict) or meta.get("format") != "nasalens.NasScores":
-            raise NasalensError(f"{folder}: nas.json was not written by NasScores.save")
-        if meta.get("version") != FORMAT_VERSION:
-            raise NasalensError(
-                f"{folder}: NAS format version {meta.get('version')!r}; this nasalens reads "
-                f"version {FORMAT_VERSION}"
-            )
+        meta = read_header(folder / "nas.json", "NasScores", FORMAT_VERSION)
         tensors = read_tensors(folder / "nas.safetensors")
         try:
             return cls(

@@ -133,20 +133,7 @@ def _candidate_figure(
     )
     top = float(max(pos.max(), neg.max(), 1e-9))
     for col, (z, axis) in enumerate(((pos, "coloraxis"), (neg, "coloraxis"), (nas_, "coloraxis2"))):
-        fig.add_trace(
-            go.Heatmap(
-                z=z,
-                x=np.arange(n_heads),
-                y=np.arange(n_layers),
-                text=hover,
-                hovertemplate="%{text}<extra></extra>",
-                coloraxis=axis,
-                xgap=1,
-                ygap=1,
-            ),
-            row=1,
-            col=col + 1,
-        )
+        fig.add_trace(head_grid(z, hover, axis), row=1, col=col + 1)
     bound = float(max(np.abs(nas_).max(), 1e-9))
     fig.update_layout(
         title={"text": title, "x": 0.01, "xanchor": "left"},
@@ -348,6 +335,21 @@ def _size(n_layers: int, n_heads: int, *, panels: int) -> dict[str, object]:
     height = int(min(max(n_layers * 22 + 170, 360), 1400))
     width = int(min(max(panels * (n_heads * 34 + 150), 640), 1800))
     return {"height": height, "width": width, "template": "plotly_white"}
+
+
+def head_grid(z: np.ndarray, hover: list[list[str]], axis: str) -> go.Heatmap:
+    """One ``[layer, head]`` map as a heatmap trace: a cell per head, hover text, shared axis."""
+    n_layers, n_heads = z.shape
+    return go.Heatmap(
+        z=z,
+        x=np.arange(n_heads),
+        y=np.arange(n_layers),
+        text=hover,
+        hovertemplate="%{text}<extra></extra>",
+        coloraxis=axis,
+        xgap=1,
+        ygap=1,
+    )
 
 
 def _axes(fig: go.Figure, n_layers: int, n_heads: int) -> None:

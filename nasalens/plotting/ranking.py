@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet
 from nasalens.models import Head, HeadLike, as_heads
-from nasalens.plotting.heads import _RING, NAS_COLORSCALE, _axes, _colorbar, _size
+from nasalens.plotting.heads import _RING, NAS_COLORSCALE, _axes, _colorbar, _size, head_grid
 from nasalens.scores import NasScores
 
 
@@ -92,20 +92,7 @@ def plot_head_maps(
             ]
             for layer in range(n_layers)
         ]
-        fig.add_trace(
-            go.Heatmap(
-                z=z,
-                x=np.arange(n_heads),
-                y=np.arange(n_layers),
-                text=hover,
-                hovertemplate="%{text}<extra></extra>",
-                coloraxis=axis,
-                xgap=1,
-                ygap=1,
-            ),
-            row=1,
-            col=col + 1,
-        )
+        fig.add_trace(head_grid(z, hover, axis), row=1, col=col + 1)
     for col, (heads, name) in enumerate(((top_nas, "NAS"), (top_effect, "causal"))):
         fig.add_trace(_dots(heads, f"top {len(heads)} by {name}", "black"), row=1, col=col + 1)
     if ringed:

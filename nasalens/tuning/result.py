@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from nasalens.artifacts import read_json, read_tensors, write_json, write_tensors
+from nasalens.artifacts import read_header, read_tensors, write_json, write_tensors
 from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet
 from nasalens.models import Head, adapt
@@ -114,14 +114,7 @@ class NasaResult:
             NasalensError: When a file is missing or malformed, or a weight does not fit.
         """
         folder = Path(folder)
-        meta = read_json(folder / "result.json")
-        if not isinstance(meta, dict) or meta.get("format") != "nasalens.NasaResult":
-            raise NasalensError(f"{folder}: result.json was not written by NasaResult.save")
-        if meta.get("version") != RESULT_VERSION:
-            raise NasalensError(
-                f"{folder}: result format version {meta.get('version')!r}; this nasalens reads "
-                f"version {RESULT_VERSION}"
-            )
+        meta = read_header(folder / "result.json", "NasaResult", RESULT_VERSION)
         try:
             config = NasaConfig.from_dict(meta["config"], where=str(folder / "result.json"))
             heads = HeadSet.from_dict(meta["heads"], where=str(folder / "result.json"))

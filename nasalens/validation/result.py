@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nasalens.artifacts import frame_from_dict, frame_to_dict, read_json, write_json
+from nasalens.artifacts import frame_from_dict, frame_to_dict, read_header, write_json
 from nasalens.errors import NasalensError
 from nasalens.heads import HeadSet
 
@@ -101,14 +101,7 @@ class HeadValidation:
             NasalensError: When the file is missing, malformed or of another format version.
         """
         path = Path(folder) / "validation.json"
-        payload = read_json(path)
-        if not isinstance(payload, dict) or payload.get("format") != "nasalens.HeadValidation":
-            raise NasalensError(f"{path}: not written by HeadValidation.save")
-        if payload.get("version") != FORMAT_VERSION:
-            raise NasalensError(
-                f"{path}: format version {payload.get('version')!r}; this nasalens reads "
-                f"version {FORMAT_VERSION}"
-            )
+        payload = read_header(path, "HeadValidation", FORMAT_VERSION)
         where = str(path)
         try:
             controls = tuple(HeadSet.from_dict(c, where=where) for c in payload["controls"])
