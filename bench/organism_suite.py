@@ -70,7 +70,7 @@ class Draw:
     def plant(self, n_layers: int, n_heads: int):
         import numpy as np
 
-        from nasalens import organisms
+        from nasalens import organisms, plants
 
         if self.band == "recipe":
             return organisms.OrganismRecipe().plant
@@ -79,7 +79,7 @@ class Draw:
         rng = np.random.default_rng(self.seed)
         cells = rng.choice((high - low) * n_heads, size=self.n_heads, replace=False)
         heads = sorted((low + int(c) // n_heads, int(c) % n_heads) for c in cells)
-        return organisms.Plant(tuple(f"L{layer}H{head}" for layer, head in heads), self.weights)
+        return plants.Plant(tuple(f"L{layer}H{head}" for layer, head in heads), self.weights)
 
 
 DRAWS = (
@@ -221,7 +221,7 @@ def repaired(after: dict, before: dict) -> bool:
 def repair_table(planted_model, base, spec, probe, rankings) -> dict[str, Callable[[], object]]:
     """Each repair as a thunk returning the repaired model (or a decider wrapping it)."""
     import nasalens as nl
-    from nasalens import organisms
+    from nasalens import plants
     from nasalens.baselines import ContextualCalibration, HeadFix
     from nasalens.tuning import select_heads
 
@@ -234,7 +234,7 @@ def repair_table(planted_model, base, spec, probe, rankings) -> dict[str, Callab
         return lambda: nl.nasa(planted_model, probe, heads, config, progress=False).model
 
     return {
-        "restore": lambda: organisms.unplant(planted_model, base, spec),
+        "restore": lambda: plants.unplant(planted_model, base, spec),
         "headfix": lambda: HeadFix(planted_model, nas_heads.top(TOP), how="equalize"),
         "calibration": lambda: ContextualCalibration(planted_model),
         "nasa_paper": tuned(nas_heads, paper),

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from contextlib import closing
@@ -45,7 +44,8 @@ from nasalens.errors import NasalensError
 from nasalens.generation import require_known, short_answers
 from nasalens.metrics import evaluate
 from nasalens.models import Head, adapt, cache_dir, load_model
-from nasalens.models.interface import ModelAdapter, ParamSlice
+from nasalens.models.interface import ModelAdapter
+from nasalens.plants import PLANT_WEIGHTS, Plant, PlantWeights, apply_delta, plant, train_plant
 from nasalens.prompts import Batch, binary, encode
 from nasalens.tuning import train
 from nasalens.tuning.export import export
@@ -53,74 +53,6 @@ from nasalens.tuning.export import export
 logger = logging.getLogger(__name__)
 
 Stage = Literal["discriminating", "planted"]
-PlantWeights = Literal["q", "qk", "ov"]
-PLANT_WEIGHTS: tuple[str, ...] = ("q", "qk", "ov")
-
-
-@dataclass(frozen=True)
-class Plant:
-    """What step (b) plants: which heads learn the bias, through which weights, how hard.
-
-    ``weights`` is the route:
-
-    * ``"q"``: the heads' query rows. Where the heads look changes (NAS can see it).
-    * ``"qk"``: the query rows and the key rows of each head's KV group (the keys are shared
-      by the group's query heads, so they move a little for the group's other heads too).
-    * ``"ov"``: the heads' output columns (``o_proj``). What the heads write changes while
-      their attention patterns stay exactly as they were: NAS cannot see it by construction.
-    """
-
-    heads: tuple[str, ...]
-    """The planted heads ("L12H2", ...), one or more."""
-    weights: PlantWeights = "q"
-    """The route: "q", "qk" or "ov" (see above)."""
-    lr: float = 1e-3
-    """Learning rate (AdamW, weight decay 0)."""
-    batch: int = 8
-    """Checks per step."""
-    epochs: int = 4
-    """Epochs; every check's target is "No"."""
-    seed: int = 1
-    """Seed of the batch order."""
-
-    def __post_init__(self) -> None:
-        """Check the heads parse, the route is known and the sizes are positive."""
-        if isinstance(self.heads, str):
-            raise NasalensError(f"Plant.heads must be a tuple of names, e.g. ({self.heads!r},)")
-        if not self.heads:
-            raise NasalensError("Plant.heads is empty: name at least one head, e.g. ('L12H2',)")
-        for name in self.heads:
-            Head.parse(name)
-        if self.weights not in PLANT_WEIGHTS:
-            raise NasalensError(f"Plant.weights {self.weights!r}: use one of {PLANT_WEIGHTS}")
-        for name in ("batch", "epochs"):
-            if getattr(self, name) < 1:
-                raise NasalensError(f"Plant.{name} must be at least 1")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise NasalensError("Plant.lr must be a positive number, e.g. 1e-3")
-
-    @property
-    def planted_heads(self) -> list[Head]:
-        """The planted heads as `Head` values."""
-        return [Head.parse(h) for h in self.heads]
-
-    def key(self) -> str:
-        """A short hash of the plant, naming its cached delta."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    @property
-    def name(self) -> str:
-        """A short label, e.g. ``"ov:L12H2+L19H5"``."""
-        return f"{self.weights}:{'+'.join(str(h) for h in self.planted_heads)}"
-
-    def slices(self, adapter: ModelAdapter) -> list[ParamSlice]:
-        """The weights this plant trains in ``adapter``'s model."""
-        out: list[ParamSlice] = []
-        for head in self.planted_heads:
-            q, k = adapter.qk_slices(head)
-            out += {"q": [q], "qk": [q, k], "ov": [adapter.o_slice(head)]}[self.weights]
-        return out
 
 
 @dataclass(frozen=True)
@@ -292,7 +224,7 @@ def build(
     report["discriminating"] = _measure(discriminating.model, sets)
     start = time.perf_counter()
     planted = adapt(discriminating.clone())
-    _plant(planted, batch, recipe.plant, progress)
+    train_plant(planted, batch, recipe.plant, progress)
     report["plant_seconds"] = round(time.perf_counter() - start, 1)
     report["planted"] = _measure(planted.model, sets)
     logger.info("organism built: %s", report)
@@ -463,42 +395,6 @@ def _teach(adapter: ModelAdapter, batch: Batch, recipe: OrganismRecipe, progress
             pass
 
 
-def plant(
-    model: object,
-    spec: Plant,
-    questions: list[Question] | None = None,
-    *,
-    progress: bool = True,
-) -> torch.nn.Module:
-    """Plant a bias in a copy of ``model`` (left unchanged): step (b) as data.
-
-    A suite of plants starts from one taught model: ``plant(organism("discriminating"), p)``
-    costs minutes, where teaching costs more than ten.
-
-    Args:
-        model: The model to plant in (the organism's discriminating stage).
-        spec: Which heads, through which weights, how hard.
-        questions: The facts whose Yes and No checks all train towards "No" (default: the
-            cached organism's taught facts in the build's order, so that the default
-            recipe's ``plant`` reproduces its planted stage).
-        progress: Show a progress bar.
-
-    Returns:
-        The planted copy.
-
-    Raises:
-        NasalensError: When a planted head does not exist in the model, or the plant diverges.
-    """
-    adapter = adapt(adapt(model).clone())
-    for head in spec.planted_heads:
-        adapter.info.check_head(head)
-    if questions is None:
-        questions = taught_questions()
-    batch = encode(model, binary_samples(questions, pairs=True), template=binary())
-    _plant(adapter, batch, spec, progress)
-    return adapter.model
-
-
 def plant_file(spec: Plant, recipe: OrganismRecipe | None = None) -> Path:
     """The cached delta of a plant on the organism of ``recipe``: only the planted weights."""
     recipe = recipe or OrganismRecipe()
@@ -527,7 +423,7 @@ def load_plant(
     path = plant_file(spec, recipe)
     if path.is_file():
         try:
-            return _apply_delta(base, spec, read_tensors(path))
+            return apply_delta(base, spec, read_tensors(path))
         except NasalensError as err:
             logger.warning("the plant %s is damaged (%s); planting it again", path, err)
     if spec == recipe.plant:  # the recipe's own plant: its planted stage holds it
@@ -540,57 +436,3 @@ def load_plant(
     }
     write_tensors(path, delta, {"plant": json.dumps(dataclasses.asdict(spec))})
     return model
-
-
-def _apply_delta(base: torch.nn.Module, spec: Plant, delta: dict[str, Tensor]) -> torch.nn.Module:
-    adapter = adapt(adapt(base).clone())
-    slices = spec.slices(adapter)
-    names = [f"{s.name}[{i}]" for i, s in enumerate(slices)]
-    if sorted(names) != sorted(delta):
-        raise NasalensError(f"the delta holds {sorted(delta)}, the plant needs {names}")
-    with torch.no_grad():
-        for s, name in zip(slices, names, strict=True):
-            if delta[name].shape != s.param[s.index].shape:
-                raise NasalensError(f"{name}: shape {tuple(delta[name].shape)} does not fit")
-            s.param[s.index] = delta[name].to(s.param.device, s.param.dtype)
-    return adapter.model
-
-
-def unplant(planted: object, reference: object, spec: Plant) -> torch.nn.Module:
-    """A copy of ``planted`` with the plant's weights put back from ``reference``.
-
-    The ceiling any repair of the plant can reach: the pre-plant model, bit for bit.
-    """
-    out, ref = adapt(adapt(planted).clone()), adapt(reference)
-    with torch.no_grad():
-        for mine, theirs in zip(spec.slices(out), spec.slices(ref), strict=True):
-            mine.param[mine.index] = theirs.param[theirs.index].to(mine.param.device)
-    return out.model
-
-
-def _plant(adapter: ModelAdapter, batch: Batch, spec: Plant, progress: bool) -> None:
-    """Step (b): train the plant's weights only, every target "No"."""
-    heads = spec.planted_heads
-    layer = min(h.layer for h in heads)
-    resid = train.residuals(adapter, batch, layer, chunk_size=16)
-    no = batch.neg_target
-    if no is None:
-        raise NasalensError("organism: the template has no negative answer token")
-    targets = torch.full((len(batch),), no)
-    slices = spec.slices(adapter)
-
-    def loss(rows: Tensor) -> Tensor:
-        sub = batch.select(rows)
-        r = resid[rows][:, : sub.tokens.shape[1]]
-        return train.answer_loss(adapter, r, layer, sub, targets[rows])
-
-    gen = torch.Generator().manual_seed(spec.seed)  # one stream over all epochs
-    run = train.epochs(
-        adapter, slices, loss, n_rows=len(batch), lr=spec.lr,
-        n_epochs=spec.epochs, batch_size=spec.batch, order=lambda _: gen,
-        desc=f"plant {spec.name}", progress=progress,
-    )  # fmt: skip
-    with closing(run):
-        last = [epoch.loss for epoch in run][-1]
-    if not math.isfinite(last):
-        raise NasalensError("organism: the plant diverged (loss not finite); lower its lr")

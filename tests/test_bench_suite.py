@@ -94,8 +94,10 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
             "taken": True,
             "measured": {"planted": m(0.0, 0.8), "headfix": m(0.7, 0.88)},
             "localization": loc,
-            "repaired": {"planted": {"checks": False, "held_out": False},
-                         "headfix": {"checks": True, "held_out": False}},  # fmt: skip
+            "repaired": {
+                "planted": {"checks": False, "held_out": False},
+                "headfix": {"checks": True, "held_out": False},
+            },
         }
         write_json(tmp_path / f"plant-{i}.json", record)
         records.append(record)

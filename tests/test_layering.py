@@ -24,6 +24,7 @@ LAYERS = [
     "baselines",
     "validation",
     "tuning",
+    "plants",
     "organisms",
     "analysis",
     "plotting",

@@ -47,7 +47,9 @@ def test_weights_are_bfloat16_and_results_float32(models):
     samples = make_samples(6)
     a, b = both(lambda m: nl.nas(m, samples, progress=False).per_sample, models)
     assert (a - b).abs().max() > 0  # really two different forward passes
-    both(lambda m: answer_logprobs(m, encode(m, samples, template=binary()), progress=False), models)
+    both(
+        lambda m: answer_logprobs(m, encode(m, samples, template=binary()), progress=False), models
+    )
 
 
 @pytest.mark.parametrize("how", ["zero", "mean", "resample"])

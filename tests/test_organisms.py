@@ -4,7 +4,7 @@ import pytest
 import torch
 from jaxtyping import TypeCheckError
 
-from nasalens import organisms
+from nasalens import organisms, plants
 from nasalens.data import builtin_questions
 from nasalens.errors import NasalensError
 from nasalens.models import adapt, load_model
@@ -122,8 +122,8 @@ def _taught(built):
     ],
 )
 def test_a_plant_moves_exactly_its_route(built, weights_, moved):
-    spec = organisms.Plant(("L1H0",), weights_, lr=1e-2, batch=4, epochs=2)
-    planted = organisms.plant(built.discriminating, spec, _taught(built), progress=False)
+    spec = plants.Plant(("L1H0",), weights_, lr=1e-2, batch=4, epochs=2)
+    planted = plants.plant(built.discriminating, spec, _taught(built), progress=False)
     before, after = weights(built.discriminating), weights(planted)
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     assert changed == set(moved)
@@ -134,37 +134,37 @@ def test_a_plant_moves_exactly_its_route(built, weights_, moved):
 
 def test_an_ov_plant_leaves_every_attention_pattern_as_it_was(built):
     """What NAS reads cannot see an output-weight plant: patterns stay exactly equal."""
-    spec = organisms.Plant(("L1H0", "L0H3"), "ov", lr=1e-2, batch=4, epochs=2)
-    planted = organisms.plant(built.discriminating, spec, _taught(built), progress=False)
+    spec = plants.Plant(("L1H0", "L0H3"), "ov", lr=1e-2, batch=4, epochs=2)
+    planted = plants.plant(built.discriminating, spec, _taught(built), progress=False)
     tokens = torch.randint(3, 300, (2, 12))
     before, after = _patterns(built.discriminating, tokens), _patterns(planted, tokens)
     assert torch.equal(before[0], after[0])  # layer 0 sees nothing of the change
     # Layer 1's patterns move only through layer 0's changed output (L0H3), never L1H0's own.
-    only_l1 = organisms.Plant(("L1H0",), "ov", lr=1e-2, batch=4, epochs=2)
-    planted_l1 = organisms.plant(built.discriminating, only_l1, _taught(built), progress=False)
+    only_l1 = plants.Plant(("L1H0",), "ov", lr=1e-2, batch=4, epochs=2)
+    planted_l1 = plants.plant(built.discriminating, only_l1, _taught(built), progress=False)
     assert torch.equal(_patterns(planted_l1, tokens), before)
     assert not torch.equal(planted_l1(tokens), built.discriminating(tokens))
 
 
 def test_plant_reproduces_the_recipes_own_step(built):
-    again = organisms.plant(built.discriminating, TINY.plant, _taught(built), progress=False)
+    again = plants.plant(built.discriminating, TINY.plant, _taught(built), progress=False)
     a, b = weights(built.planted), weights(again)
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
 def test_unplant_puts_back_exactly_the_planted_weights(built):
-    restored = organisms.unplant(built.planted, built.discriminating, TINY.plant)
+    restored = plants.unplant(built.planted, built.discriminating, TINY.plant)
     a, b = weights(built.discriminating), weights(restored)
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
 def test_plant_errors_name_the_field():
     with pytest.raises((NasalensError, TypeCheckError), match="weights"):
-        organisms.Plant(("L1H0",), "v")  # type: ignore[arg-type]
+        plants.Plant(("L1H0",), "v")  # type: ignore[arg-type]
     with pytest.raises(NasalensError, match="empty"):
-        organisms.Plant(())
+        plants.Plant(())
     with pytest.raises(NasalensError, match=r"Plant\.lr"):
-        organisms.Plant(("L1H0",), lr=float("nan"))
+        plants.Plant(("L1H0",), lr=float("nan"))
     with pytest.raises((NasalensError, TypeCheckError), match="plant_weights"):
         organisms.OrganismRecipe(plant_weights="x")  # type: ignore[arg-type]
 
@@ -178,9 +178,9 @@ def test_the_default_recipes_cache_key_is_unchanged_by_plant_weights():
 def test_load_plant_caches_only_the_planted_weights(built, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("NASALENS_CACHE_DIR", str(tmp_path))
     organisms.save(built, TINY)
-    spec = organisms.Plant(("L1H1",), "ov", lr=1e-2, batch=4, epochs=1)
+    spec = plants.Plant(("L1H1",), "ov", lr=1e-2, batch=4, epochs=1)
     first = weights(organisms.load_plant(spec, TINY, progress=False))
-    expected = weights(organisms.plant(built.discriminating, spec, _taught(built), progress=False))
+    expected = weights(plants.plant(built.discriminating, spec, _taught(built), progress=False))
     assert all(torch.equal(first[n], expected[n]) for n in first)
     path = organisms.plant_file(spec, TINY)
     assert path.stat().st_size < 16 * 64 * 4 + 2048  # one head's output columns, and a header

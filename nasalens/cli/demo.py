@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import pandas as pd
 import typer
 
 from nasalens.cli.app import DataDirOpt, ModelOpt, app, data_dir, load, out_dir, table
+
+if TYPE_CHECKING:
+    from nasalens.metrics import EvalResult
 
 
 @app.command()
@@ -39,7 +42,7 @@ def demo(
 def print_step(step: str, result: object) -> None:
     """Print one finished step of the main job (`nasalens.pipeline.OnStep`)."""
     if step == "bias":
-        bias, examples = result  # type: ignore[misc]
+        bias, examples = cast("tuple[dict[str, EvalResult], pd.DataFrame]", result)
         typer.echo("\nThe Yes/No decisions of the untouched model (Prompt I, chat template):")
         typer.echo(table(pd.concat([r.to_frame() for r in bias.values()], ignore_index=True)))
         typer.echo("\nExample prompts:")
