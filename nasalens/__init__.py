@@ -1,6 +1,6 @@
 """nasalens: find, prove and repair the attention heads behind LLMs' negative bias.
 
-The notebook surface is re-exported here: everything the three notebooks use, and nothing
+The notebook surface is re-exported here: everything the four notebooks use, and nothing
 more. The rest is reached through its module, e.g. ``nasalens.metrics.auroc`` or
 ``nasalens.heads.random_like``.
 """
@@ -15,6 +15,7 @@ from nasalens.patching import ablate, contrast, patch_heads
 from nasalens.plotting.heads import heatmap
 from nasalens.prompts import binary, encode
 from nasalens.scores import NasScores, nas
+from nasalens.shipped import shipped_organism
 from nasalens.tuning import NasaConfig, compare, export, nasa, probe_set
 from nasalens.validation import rank_heads, validate_heads
 
@@ -44,6 +45,7 @@ __all__ = [
     "plotting",
     "probe_set",
     "rank_heads",
+    "shipped_organism",
     "validate_heads",
 ]
 __version__ = "0.2.0"

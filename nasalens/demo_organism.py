@@ -1,10 +1,10 @@
 """The main job's ground-truth step: the planted-bias organism, where the answer is known.
 
 Beside the embedded model, whose decision barely discriminates (any fix only shifts it), the
-organism has a bias planted in known heads. This step loads it (when it is built: building
-takes about 18 CPU minutes, `nasalens organism`), shows where NAS and the causal ranking put the
-planted heads, and runs the recommended repair (NASA, preset ``causal``) with before/after on
-the checks, facts NASA never sees.
+organism has a bias planted in known heads. This step loads the organism shipped in the package
+(`nasalens.shipped`, seconds), shows where NAS and the causal ranking put the planted heads, and
+runs the recommended repair (NASA, preset ``causal``) with before/after on the checks, facts
+NASA never sees.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from nasalens import organisms
+from nasalens import organisms, shipped
+from nasalens.data import binary_samples
 from nasalens.heads import HeadSet
 from nasalens.metrics import EvalResult, evaluate
 from nasalens.models import Head, info
@@ -49,28 +50,29 @@ class OrganismCheck:
 
 
 def check_organism(
-    recipe: organisms.OrganismRecipe | None = None,
+    org: organisms.Organism | None = None,
     *,
     repair: bool = True,
     progress: bool = True,
-) -> OrganismCheck | None:
-    """Rank the heads of the built organism and repair it; None when it is not built.
+) -> OrganismCheck:
+    """Rank the heads of the planted-bias organism and repair it.
 
     Args:
-        recipe: Which organism (default recipe).
+        org: The organism (default: the one shipped in the package, `nasalens.shipped`;
+            `nasalens.organisms.load` gives a built one).
         repair: Run the recommended repair (about 3 CPU minutes) and evaluate it.
         progress: Show progress bars.
+
+    Raises:
+        NasalensError: When the shipped organism is missing or damaged (with how to rebuild it).
     """
     import time
 
-    if not organisms.is_built(recipe):
-        return None
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    model = organisms.organism("planted", recipe, progress=progress)
-    before = organisms.organism("discriminating", recipe, progress=progress)
-    probe = probe_set(model, organisms.nasa_questions(recipe), progress=progress)
-    planted = tuple(Head.parse(h) for h in organisms.build_report(recipe)["heads"])
+    org = org if org is not None else shipped.shipped_organism()
+    model, before, planted = org.planted, org.discriminating, org.heads
+    probe = probe_set(model, list(org.nasa_questions), progress=progress)
     seconds["load"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -92,7 +94,7 @@ def check_organism(
     )
     seconds["ranking"] = time.perf_counter() - start
 
-    checks = organisms.checks(recipe)
+    checks = binary_samples(list(org.check_questions), pairs=True)
     results = {
         "planted": evaluate(model, checks, name="planted", progress=False),
         "pre-plant": evaluate(before, checks, name="pre-plant", progress=False),
@@ -112,16 +114,11 @@ def organism_table(check: OrganismCheck) -> pd.DataFrame:
     return frame[[*cols, "auroc_lo", "auroc_hi", "share_yes"]].reset_index(drop=True)
 
 
-def organism_section(check: OrganismCheck | None) -> Section:
-    """The report's ground-truth section (how to build the organism when it is missing)."""
+def organism_section(check: OrganismCheck | None, *, problem: str = "") -> Section:
+    """The report's ground-truth section (``problem``: why the organism did not load)."""
     title = "Ground truth: the planted-bias organism"
     if check is None:
-        return Section(
-            title,
-            text="Not built on this machine: `nasalens organism` builds it once (about 18 CPU "
-            "minutes) and the next run shows where NAS and the causal ranking put its planted "
-            "heads, and what the recommended repair does.",
-        )
+        return Section(title, text=f"Skipped: {problem or 'the organism did not load'}")
     findings = [
         f"{row.head}: NAS rank {row.nas_rank}, causal rank {row.causal_rank} of "
         f"{len(check.ranking)} (effect {row.effect:+.2f})"
@@ -135,10 +132,10 @@ def organism_section(check: OrganismCheck | None) -> Section:
         )
     return Section(
         title,
-        text="The embedded model taught to decide, then biased towards 'No' in known heads "
-        "(docs/results.md). Unlike the embedded model, here the right answer is known: the "
-        "planted heads, and the pre-plant model's decisions on the checks (taught facts NASA "
-        "never sees).",
+        text="The embedded model taught to decide, then biased towards 'No' in known heads, "
+        "shipped in the package as a rank-8 delta (docs/results.md). Unlike the embedded "
+        "model, here the right answer is known: the planted heads, and the pre-plant model's "
+        "decisions on the checks (taught facts NASA never sees).",
         findings=tuple(findings),
         tables=(
             ("Where each method ranks the planted heads", check.ranks),

@@ -215,18 +215,18 @@ def build(
         "n_nasa": len(nasa_part),
         "n_checks": len(check_part),
         "n_held_out": len(held_out),
-        "base": _measure(model, sets),
+        "base": measure(model, sets),
     }
     start = time.perf_counter()
     discriminating = adapt(base.clone())
     _teach(discriminating, batch, recipe, progress)
     report["teach_seconds"] = round(time.perf_counter() - start, 1)
-    report["discriminating"] = _measure(discriminating.model, sets)
+    report["discriminating"] = measure(discriminating.model, sets)
     start = time.perf_counter()
     planted = adapt(discriminating.clone())
     train_plant(planted, batch, recipe.plant, progress)
     report["plant_seconds"] = round(time.perf_counter() - start, 1)
-    report["planted"] = _measure(planted.model, sets)
+    report["planted"] = measure(planted.model, sets)
     logger.info("organism built: %s", report)
     return Organism(
         discriminating.model, planted.model, heads, tuple(nasa_part), tuple(check_part), report
@@ -280,6 +280,23 @@ def organism(
     if not (folder / "organism.json").is_file():
         save(build(load_model(), recipe, progress=progress), recipe)
     return _load_cached(folder)
+
+
+def load(recipe: OrganismRecipe | None = None, *, progress: bool = True) -> Organism:
+    """Both stages of the built organism, its fact split and build report (built when missing).
+
+    The package ships a smaller variant that loads in seconds: `nasalens.shipped_organism`.
+    """
+    planted = organism("planted", recipe, progress=progress)
+    report = build_report(recipe)
+    return Organism(
+        organism("discriminating", recipe, progress=progress),
+        planted,
+        tuple(Head.parse(h) for h in report["heads"]),
+        tuple(nasa_questions(recipe)),
+        tuple(check_questions(recipe)),
+        report["report"],
+    )
 
 
 def _load_cached(folder: Path) -> torch.nn.Module:
@@ -366,7 +383,8 @@ def checks(recipe: OrganismRecipe | None = None) -> list[Sample]:
     return binary_samples(check_questions(recipe), pairs=True)
 
 
-def _measure(model: object, sets: dict[str, list[Sample]]) -> dict:
+def measure(model: object, sets: dict[str, list[Sample]]) -> dict:
+    """Accuracy, precision, recall, AUROC and share of Yes of ``model`` on each named set."""
     keys = ("accuracy", "precision", "recall", "auroc", "share_yes")
     out = {}
     for name, samples in sets.items():

@@ -2,7 +2,8 @@
 
 import pytest
 
-from nasalens import demo_organism, organisms
+from nasalens import demo_organism, organisms, shipped
+from nasalens.errors import NasalensError
 from nasalens.models import Head
 from nasalens.report import Section
 from tests.test_organisms import TINY
@@ -14,13 +15,22 @@ def cached(tiny_model, tmp_path, monkeypatch):
     assert not organisms.is_built(TINY)
     organisms.save(organisms.build(tiny_model, TINY, progress=False), TINY)
     assert organisms.is_built(TINY)
+    return organisms.load(TINY, progress=False)
 
 
-def test_without_a_built_organism_the_step_says_how_to_build_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("NASALENS_CACHE_DIR", str(tmp_path))
-    assert demo_organism.check_organism(TINY) is None
-    section = demo_organism.organism_section(None)
-    assert isinstance(section, Section) and "nasalens organism" in section.text
+def test_a_missing_shipped_organism_is_an_error_with_a_rebuild_hint(tmp_path, monkeypatch):
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "gone.safetensors")
+    with pytest.raises(NasalensError, match="make organism-file"):
+        demo_organism.check_organism(progress=False)
+    section = demo_organism.organism_section(None, problem="the file is gone")
+    assert isinstance(section, Section) and "the file is gone" in section.text
+
+
+def test_load_returns_the_cached_stages_and_split(cached):
+    report = organisms.build_report(TINY)
+    assert [str(h) for h in cached.heads] == report["heads"]
+    assert [q.id for q in cached.check_questions] == report["check_questions"]
+    assert cached.report == report["report"]
 
 
 def test_the_step_ranks_the_planted_heads_and_repairs(cached, monkeypatch):
@@ -29,8 +39,7 @@ def test_the_step_ranks_the_planted_heads_and_repairs(cached, monkeypatch):
     # The tiny random model knows no fact: give the step a constructed probing set.
     monkeypatch.setattr(demo_organism, "probe_set", lambda *a, **k: make_probe())
     monkeypatch.setattr(demo_organism, "REPAIR", demo_organism.REPAIR.replace(max_epochs=1))
-    check = demo_organism.check_organism(TINY, progress=False)
-    assert check is not None
+    check = demo_organism.check_organism(cached, progress=False)
     assert [str(h) for h in check.planted] == ["L1H0", "L0H3"]
     ranking = list(check.ranking)
     for row in check.ranks.itertuples():
@@ -42,5 +51,5 @@ def test_the_step_ranks_the_planted_heads_and_repairs(cached, monkeypatch):
     assert (table["recall_lo"] <= table["recall"]).all()
     section = demo_organism.organism_section(check)
     assert any("causal rank" in f for f in section.findings)
-    ranks_only = demo_organism.check_organism(TINY, repair=False, progress=False)
+    ranks_only = demo_organism.check_organism(cached, repair=False, progress=False)
     assert set(ranks_only.results) == {"planted", "pre-plant"}

@@ -26,6 +26,7 @@ LAYERS = [
     "tuning",
     "plants",
     "organisms",
+    "shipped",
     "analysis",
     "plotting",
     "report",

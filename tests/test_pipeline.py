@@ -101,3 +101,21 @@ def test_validation_and_analysis_samples_are_balanced():
     for n in (100, 60, 41):
         picked = pipeline._pick(samples, n, 0)
         assert len(picked) == n and abs(2 * sum(s.gold for s in picked) - n) <= 1
+
+
+def test_a_missing_organism_file_is_reported_and_the_job_goes_on(
+    tiny_model, tmp_path, monkeypatch, caplog
+):
+    import dataclasses
+
+    from nasalens import shipped
+
+    monkeypatch.setattr(pipeline, "probe_set", lambda *a, **k: make_probe())
+    monkeypatch.setattr(shipped, "SHIPPED", tmp_path / "gone.safetensors")
+    config = dataclasses.replace(SMALL, organism="ranks", n_analysis=0, per_head=0)
+    with caplog.at_level("WARNING"):
+        run = pipeline.run_demo(config, model=tiny_model, out=tmp_path / "run", progress=False)
+    assert "organism" in run.timings and run.organism is None
+    page = run.report.read_text()
+    assert "Ground truth" in page and "make organism-file" in page
+    assert "ground-truth step skipped" in caplog.text

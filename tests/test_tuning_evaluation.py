@@ -9,7 +9,7 @@ import pytest
 from nasalens.errors import NasalensError
 from nasalens.metrics import EvalResult, summarize
 from nasalens.models import Head
-from nasalens.plotting.tuning import plot_comparison, plot_nasa
+from nasalens.plotting.tuning import plot_comparison, plot_nasa, plot_tradeoff
 from nasalens.prompts import binary, encode
 from nasalens.scores import nas
 from nasalens.tuning import NasaConfig, nasa
@@ -94,3 +94,19 @@ def test_the_figures_carry_the_numbers(tiny_model):
     assert bars.data[0].y[0] == cmp.table["auroc"][0]
     with pytest.raises(NasalensError, match="no interval"):
         plot_comparison(cmp, "ece")
+
+
+def test_plot_tradeoff_puts_each_model_at_its_recall_and_auroc_with_intervals():
+    gold, s = scores()
+    before, after = result(sigmoid(s - 3), gold), result(sigmoid(s), gold)
+    fig = plot_tradeoff({"planted": before, "repaired": after})
+    assert [t.name for t in fig.data] == ["planted", "repaired"]
+    for trace, r in zip(fig.data, (before, after), strict=True):
+        assert trace.x[0] == r.summary["recall"] and trace.y[0] == r.summary["auroc"]
+        lo, hi = r.interval("recall")
+        assert trace.error_x.arrayminus[0] == pytest.approx(r.summary["recall"] - lo)
+        assert trace.error_x.array[0] == pytest.approx(hi - r.summary["recall"])
+        lo, hi = r.interval("auroc")
+        assert lo <= trace.y[0] <= hi
+    with pytest.raises(NasalensError, match="no results"):
+        plot_tradeoff({})

@@ -78,8 +78,8 @@ def print_step(step: str, result: object) -> None:
     elif step == "organism":
         if result is None:
             typer.echo(
-                "\nGround truth: the planted-bias organism is not built here (`nasalens "
-                "organism` builds it once, about 18 CPU minutes); section skipped"
+                "\nGround truth: the shipped organism did not load (the report says why and how "
+                "to rebuild it); section skipped"
             )
         else:
             from nasalens.demo_organism import organism_table

@@ -10,7 +10,7 @@ from nasalens.plotting.analysis import plot_confidence, plot_generalization, plo
 from nasalens.plotting.export import save_html, save_png
 from nasalens.plotting.heads import attention_view, heatmap, plot_head_scores
 from nasalens.plotting.ranking import plot_head_maps
-from nasalens.plotting.tuning import plot_comparison, plot_nasa
+from nasalens.plotting.tuning import plot_comparison, plot_nasa, plot_tradeoff
 from nasalens.plotting.validation import plot_head_effects, plot_patching, plot_validation
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "plot_nasa",
     "plot_patching",
     "plot_scenarios",
+    "plot_tradeoff",
     "plot_validation",
     "save_html",
     "save_png",
