@@ -8,7 +8,8 @@ plant, in one process:
 
 * **plant**: accuracy, recall, AUROC and share of "Yes" of the planted model on the checks
   (taught facts NASA never sees) and on held-out facts (never taught); a plant that leaves
-  recall at 0.2 or more on the checks is recorded as not taken;
+  recall at 0.2 or more on the checks is recorded as not taken (and neither localized nor
+  repaired: there is nothing to find);
 * **localization**: the planted heads' ranks among all heads, and recall@10, under NAS (both
   regions), `rank_heads` attribution and verified (exact and activation patching in the full
   run), and the layer-matched random floor (the expected recall@10 of random heads with the
@@ -274,6 +275,9 @@ def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace, old: 
         measured["planted"] = measure(model, ctx["sets"], chunk)
     record["taken"] = measured["planted"]["checks"]["recall"] < 0.2
     say("  planted: " + _line(measured["planted"]) + ("" if record["taken"] else " (not taken)"))
+    if not record["taken"] and "localization" not in record:  # nothing to find or repair
+        say("  not taken: localization and repair skipped")
+        return record
     probe = nl.probe_set(model, ctx["nasa_questions"], progress=False)
     record["probe"] = probe.counts()
     if not probe.train:

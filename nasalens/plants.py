@@ -89,12 +89,16 @@ class Plant:
         return f"{self.weights}:{'+'.join(str(h) for h in self.planted_heads)}"
 
     def slices(self, adapter: ModelAdapter) -> list[ParamSlice]:
-        """The weights this plant trains in ``adapter``'s model."""
-        out: list[ParamSlice] = []
+        """The weights this plant trains in ``adapter``'s model, each once.
+
+        Two planted heads of one KV group share their key rows: a ``qk`` plant lists them once.
+        """
+        out: dict[tuple[str, int, int | None, int], ParamSlice] = {}
         for head in self.planted_heads:
             q, k = adapter.qk_slices(head)
-            out += {"q": [q], "qk": [q, k], "ov": [adapter.o_slice(head)]}[self.weights]
-        return out
+            for s in {"q": [q], "qk": [q, k], "ov": [adapter.o_slice(head)]}[self.weights]:
+                out.setdefault((s.name, s.rows.start, s.rows.stop, s.dim), s)
+        return list(out.values())
 
 
 def plant(

@@ -191,3 +191,14 @@ def test_load_plant_caches_only_the_planted_weights(built, tmp_path, monkeypatch
         rebuilt = weights(organisms.load_plant(spec, TINY, progress=False))
     assert "damaged" in caplog.text
     assert all(torch.equal(rebuilt[n], expected[n]) for n in rebuilt)
+
+
+def test_a_qk_plant_in_one_kv_group_lists_the_shared_key_rows_once(built, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASALENS_CACHE_DIR", str(tmp_path))
+    organisms.save(built, TINY)
+    spec = plants.Plant(("L1H0", "L1H1"), "qk", lr=1e-2, batch=4, epochs=1)  # KV group 0
+    slices = spec.slices(adapt(built.discriminating))
+    assert [s.name.split(".")[-2] for s in slices] == ["q_proj", "k_proj", "q_proj"]
+    planted = weights(organisms.load_plant(spec, TINY, progress=False))
+    again = weights(organisms.load_plant(spec, TINY, progress=False))  # from the cached delta
+    assert all(torch.equal(again[n], planted[n]) for n in planted)
