@@ -19,8 +19,10 @@ from nasalens.data import binary_samples
 from nasalens.heads import HeadSet
 from nasalens.metrics import EvalResult, evaluate
 from nasalens.models import Head, info
+from nasalens.plotting.ranking import plot_head_maps
+from nasalens.plotting.tuning import plot_tradeoff
 from nasalens.report import Section
-from nasalens.scores import nas
+from nasalens.scores import NasScores, nas
 from nasalens.tuning import NasaConfig, nasa, probe_set
 from nasalens.validation import rank_heads
 
@@ -37,6 +39,7 @@ class OrganismCheck:
         ranks: One row per planted head: its rank of all heads under NAS and under the
             verified causal ranking (1 = first), and its causal effect.
         ranking: The verified causal ranking (every head).
+        scores: NAS of the probing set's prompts (the NAS ranks' source).
         results: Decisions on the checks: "planted", "pre-plant" and, when the repair ran,
             "repaired".
         seconds: Seconds per part.
@@ -45,6 +48,7 @@ class OrganismCheck:
     planted: tuple[Head, ...]
     ranks: pd.DataFrame
     ranking: HeadSet
+    scores: NasScores
     results: dict[str, EvalResult]
     seconds: dict[str, float]
 
@@ -77,8 +81,8 @@ def check_organism(
 
     start = time.perf_counter()
     every = list(info(model).heads())
-    scores = nas(model, [*probe.train, *probe.tp], progress=progress).head.flatten()
-    by_nas = [every[int(i)] for i in torch.argsort(-scores, stable=True)]
+    scores = nas(model, [*probe.train, *probe.tp], progress=progress)
+    by_nas = [every[int(i)] for i in torch.argsort(-scores.head.flatten(), stable=True)]
     ranking = rank_heads(model, list(probe.train), progress=progress)
     effect = dict(zip(ranking, ranking.score("effect"), strict=True))
     ranks = pd.DataFrame(
@@ -104,7 +108,7 @@ def check_organism(
         tuned = nasa(model, probe, ranking, REPAIR, progress=progress)
         results["repaired"] = evaluate(tuned.model, checks, name="repaired", progress=False)
         seconds["repair"] = time.perf_counter() - start
-    return OrganismCheck(planted, ranks, ranking, results, seconds)
+    return OrganismCheck(planted, ranks, ranking, scores, results, seconds)
 
 
 def organism_table(check: OrganismCheck) -> pd.DataFrame:
@@ -140,5 +144,11 @@ def organism_section(check: OrganismCheck | None, *, problem: str = "") -> Secti
         tables=(
             ("Where each method ranks the planted heads", check.ranks),
             ("Decisions on the checks (95% bootstrap intervals)", organism_table(check)),
+        ),
+        figures=(
+            plot_head_maps(
+                check.scores, check.ranking, marked=check.planted, marked_name="planted"
+            ),
+            plot_tradeoff(check.results, title="The organism's checks: recall and AUROC"),
         ),
     )

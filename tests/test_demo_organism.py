@@ -51,5 +51,8 @@ def test_the_step_ranks_the_planted_heads_and_repairs(cached, monkeypatch):
     assert (table["recall_lo"] <= table["recall"]).all()
     section = demo_organism.organism_section(check)
     assert any("causal rank" in f for f in section.findings)
+    maps, tradeoff = section.figures
+    assert maps.data[0].z.shape == (2, 4)  # NAS, layer x head, beside the effects
+    assert [t.name for t in tradeoff.data] == ["planted", "pre-plant", "repaired"]
     ranks_only = demo_organism.check_organism(cached, repair=False, progress=False)
     assert set(ranks_only.results) == {"planted", "pre-plant"}

@@ -8,11 +8,12 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_three_notebooks():
+def test_there_are_the_four_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
         "01_find_negative_heads",
         "02_causal_validation",
         "03_nasa_tuning",
+        "04_ground_truth",
     ]
 
 
