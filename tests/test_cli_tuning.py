@@ -47,7 +47,10 @@ def test_tune_writes_a_run_that_resumes_exports_and_evaluates(tiny_dir, knows_so
         "run.json", "config.json", "probe.json", "heads.json", "log.jsonl", "checkpoints",
         "final.safetensors",
     }  # fmt: skip
-    assert json.loads((run / "config.json").read_text())["lr"] == 0.01
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["lr"] == 0.01
+    # No --preset: the default preset, causal (the organism suite's choice), not the paper's.
+    assert stored["select"] == "causal" and stored["early_stopping"] is False
     # Re-running without settings resumes with the stored ones (here: nothing left to do).
     assert "resuming Run(" in invoke("tune", "--out", run, "--no-progress")
     hf = tmp_path / "hf"

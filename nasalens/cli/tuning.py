@@ -90,11 +90,12 @@ def _config(
 ) -> object:
     """The run's settings: the preset, then TOML, then flags; a resumed run keeps its own."""
     from nasalens.tuning import NasaConfig
+    from nasalens.tuning.config import DEFAULT_PRESET
 
     changes = {k: v for k, v in overrides.items() if v is not None}
     if config_file is None and not changes and preset is None and stored is not None:
         return stored
-    config = NasaConfig.preset(preset or "paper")
+    config = NasaConfig.preset(preset or DEFAULT_PRESET)
     if config_file:
         config = NasaConfig.from_toml(config_file, base=config)
     return config.replace(**changes) if changes else config
@@ -117,7 +118,11 @@ def tune(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(help="Named settings: paper (the default) or causal (NasaConfig.preset)."),
+        typer.Option(
+            help="Named settings (NasaConfig.preset): causal (the default: heads ranked by "
+            "ablation, the paper's rules off; docs/results.md, the organism suite) or paper "
+            "(Algorithm 1 as printed)."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML file of NasaConfig fields ([nasa]).")

@@ -40,6 +40,12 @@ halting). ``causal``: heads chosen by what ablating them does (`rank_heads`), ev
 each of the ``top_n`` heads trained for ``max_epochs``: on planted-bias organisms the route
 that repairs the plant with discrimination kept (docs/results.md, the organism suite)."""
 
+DEFAULT_PRESET = "causal"
+"""The preset `nasalens tune` starts from. Chosen by the organism suite (docs/results.md): on
+the planted biases that took, causal heads with the rules off repaired the most plants with
+discrimination kept, NASA as printed none, and random heads trained the same way few. The
+library's `NasaConfig()` keeps the paper's defaults (preset ``paper``)."""
+
 #: Keys of NasaConfig that were renamed (old -> new); old run folders and TOML files still load.
 RENAMED = {"n_heads": "top_n"}
 
