@@ -403,8 +403,13 @@ def render(out: Path) -> None:
 
     from nasalens.artifacts import read_json
 
-    summary = read_json(out / "summary.json")
+    from nasalens.artifacts import write_json
+
     records = [read_json(p) for p in sorted(out.glob("plant-*.json"))]
+    # The summary is recomputed from the plants' records (a run cut short left it behind them).
+    summary = read_json(out / "summary.json")
+    summary.update(summarize(records, summary["preplant"]), draws=[r["draw"] for r in records])
+    write_json(out / "summary.json", _plain(summary))
     lines = [
         "# The organism suite",
         "",

@@ -101,10 +101,14 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
         }
         write_json(tmp_path / f"plant-{i}.json", record)
         records.append(record)
-    write_json(tmp_path / "summary.json", {**suite.summarize(records, m(0.7, 0.88)), "mode": "x"})
+    # A summary left behind by a run cut short (one plant): render recomputes it from both.
+    stale = suite.summarize(records[:1], m(0.7, 0.88))
+    write_json(tmp_path / "summary.json", {**stale, "mode": "x"})
     monkeypatch.setattr(suite, "DOCS", tmp_path / "suite.md")
     suite.render(tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["plants"] == 2
     page = (tmp_path / "suite.md").read_text()
+    assert "(2 plants, 2 taken; mode: x)" in page
     assert "| headfix | 1.00 | 0.00 | 0.00 | 2 |" in page
     assert "| `ov:L3H1+L4H4` | L3H1 | 5 | – |" in page
     assert {p.name for p in (tmp_path / "figures").iterdir()} == {
