@@ -99,7 +99,7 @@ class DemoConfig:
     organism: OrganismStep = "repair"
     """The ground-truth step on the organism shipped in the package: "repair" (where
     NAS and the causal ranking put the planted heads, and the recommended repair's
-    before/after on the checks, about 4 minutes), "ranks" (the ranks only) or "off"."""
+    before/after on the checks, about 5 minutes), "ranks" (the ranks only) or "off"."""
     seed: int = 0
     """Seed of every sample choice."""
 
