@@ -401,9 +401,7 @@ def render(out: Path) -> None:
     """docs/organism_suite.md and two figures from the JSON files in ``out``."""
     import plotly.graph_objects as go
 
-    from nasalens.artifacts import read_json
-
-    from nasalens.artifacts import write_json
+    from nasalens.artifacts import read_json, write_json
 
     records = [read_json(p) for p in sorted(out.glob("plant-*.json"))]
     # The summary is recomputed from the plants' records (a run cut short left it behind them).

@@ -62,7 +62,7 @@ def check_organism(
     """Rank the heads of the planted-bias organism and repair it.
 
     Args:
-        org: The organism (default: the one shipped in the package, `nasalens.shipped`;
+        org: The organism (default: the one shipped in the package, `nasalens.shipped_organism`;
             `nasalens.organisms.load` gives a built one).
         repair: Run the recommended repair (about 3 CPU minutes) and evaluate it.
         progress: Show progress bars.

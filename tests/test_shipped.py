@@ -125,3 +125,16 @@ def test_a_delta_for_another_model_is_refused(built, tiny_model):
         shipped.deltas({"w:c": torch.zeros(1)})
     with pytest.raises(NasalensError, match="at least 1"):
         shipped.low_rank(built.discriminating, tiny_model, rank=0)
+
+
+def test_the_description_is_strict_json(built, tiny_model, tmp_path):
+    factors, rows = shipped.compress(
+        tiny_model, built.discriminating, TINY.plant, _taught_list(built), rank=2, progress=False
+    )
+    description = {**_description(built), "report": {"precision": float("nan"), "x": [1.0]}}
+    path = shipped.write_shipped(tmp_path / "o.safetensors", factors, rows, description)
+    from nasalens.artifacts import read_metadata
+
+    raw = read_metadata(path)["nasalens"]
+    assert "NaN" not in raw
+    assert json.loads(raw)["report"] == {"precision": None, "x": [1.0]}

@@ -1,7 +1,5 @@
-"""The organism shipped in the package, on the embedded model: it loads in seconds, it is biased
+"""The organism shipped in the package, on the embedded model: it is a few MB, it is biased
 as its description says, and a rebuild from the cached organism reproduces it."""
-
-import time
 
 import pytest
 import torch
@@ -18,21 +16,18 @@ pytestmark = pytest.mark.embedded
 
 @pytest.fixture(scope="module")
 def org(embedded_model):
-    start = time.perf_counter()
-    loaded = shipped.shipped_organism(base=embedded_model)
-    return loaded, time.perf_counter() - start
+    return shipped.shipped_organism(base=embedded_model)
 
 
-def test_the_file_is_a_few_megabytes_and_loads_in_seconds(org):
+def test_the_file_is_a_few_megabytes_and_names_its_plant(org):
     assert shipped.SHIPPED.stat().st_size < 6e6
-    loaded, seconds = org
-    assert seconds < 30  # the build it replaces takes ~20 minutes
+    loaded = org
     assert [str(h) for h in loaded.heads] == loaded.report["heads"]
     assert len(loaded.check_questions) == len(loaded.report["check_questions"])
 
 
 def test_it_is_biased_as_its_description_says(org):
-    loaded, _ = org
+    loaded = org
     checks = binary_samples(list(loaded.check_questions), pairs=True)
     report = loaded.report["report"]
     for stage in ("discriminating", "planted"):
@@ -44,7 +39,7 @@ def test_it_is_biased_as_its_description_says(org):
 
 
 def test_the_planted_stage_differs_only_in_the_planted_rows(org):
-    loaded, _ = org
+    loaded = org
     spec = Plant(**{**loaded.report["plant"], "heads": tuple(loaded.report["plant"]["heads"])})
     a, b = adapt(loaded.discriminating).hf_parameters(), adapt(loaded.planted).hf_parameters()
     names = {s.name for s in spec.slices(adapt(loaded.planted))}
