@@ -198,15 +198,36 @@ def read_header(path: str | Path, kind: str, version: int) -> dict:
         NasalensError: When the file is missing or malformed, was written by something else,
             or has another format version.
     """
-    payload = read_json(path)
-    if not isinstance(payload, dict) or payload.get("format") != f"nasalens.{kind}":
-        raise NasalensError(f"{path}: not written by {kind}.save")
-    if payload.get("version") != version:
+    return check_header(
+        read_json(path), f"nasalens.{kind}", version, str(path), what=f"written by {kind}.save"
+    )
+
+
+def check_header(
+    header: object, name: str, version: int, where: str, *, what: str, fix: str = ""
+) -> dict:
+    """Check the format name and version of a nasalens file's header (one check for all).
+
+    Args:
+        header: The parsed header.
+        name: The format it must name ("nasalens.NasScores").
+        version: The version this nasalens reads.
+        where: How messages name the file.
+        what: How messages describe a right file ("written by NasScores.save").
+        fix: What to do, added to the messages.
+
+    Raises:
+        NasalensError: When the header is not a dict naming ``name``, or has another version.
+    """
+    tail = f"; {fix}" if fix else ""
+    if not isinstance(header, dict) or header.get("format") != name:
+        raise NasalensError(f"{where}: not {what}{tail}")
+    if header.get("version") != version:
         raise NasalensError(
-            f"{path}: {kind} format version {payload.get('version')!r}; this nasalens reads "
-            f"version {version}"
+            f"{where}: {name} format version {header.get('version')!r}; this nasalens reads "
+            f"version {version}{tail}"
         )
-    return payload
+    return header
 
 
 def parse_jsonl(

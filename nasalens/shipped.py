@@ -25,7 +25,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from nasalens.artifacts import parse_json, read_metadata, read_tensors, write_tensors
+from nasalens.artifacts import (
+    check_header,
+    parse_json,
+    read_metadata,
+    read_tensors,
+    write_tensors,
+)
 from nasalens.data import binary_samples, builtin_questions
 from nasalens.data.sample import Question
 from nasalens.errors import NasalensError, shorten
@@ -266,14 +272,7 @@ def shipped_header(path: str | Path | None = None) -> dict:
         header = parse_json(read_metadata(path).get("nasalens", ""), where)
     except NasalensError as err:
         raise NasalensError(f"the shipped organism is damaged ({err}); {REBUILD}") from err
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise NasalensError(f"{where}: not a shipped organism file; {REBUILD}")
-    if header.get("version") != VERSION:
-        raise NasalensError(
-            f"{where}: shipped organism version {header.get('version')!r}; this nasalens reads "
-            f"version {VERSION}; {REBUILD}"
-        )
-    return header
+    return check_header(header, FORMAT, VERSION, where, what="a shipped organism file", fix=REBUILD)
 
 
 def shipped_organism(path: str | Path | None = None, *, base: object | None = None) -> Organism:

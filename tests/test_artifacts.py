@@ -11,8 +11,10 @@ from nasalens.artifacts import (
     MANIFEST,
     append_jsonl,
     atomic_folder,
+    check_header,
     check_manifest,
     read_file,
+    read_header,
     read_json,
     read_jsonl,
     read_metadata,
@@ -86,6 +88,22 @@ def test_special_files_are_reported_as_what_they_are(tmp_path):
         read_file("a\x00b")
     with pytest.raises(NasalensError, match="cannot expand '~'"):
         read_file("~no-such-user-on-this-machine/x.json")  # was a raw RuntimeError (fuzz)
+
+
+def test_headers_are_checked_for_format_and_version_with_the_fix_added(tmp_path):
+    good = {"format": "nasalens.X", "version": 2, "n": 1}
+    assert check_header(good, "nasalens.X", 2, "f.json", what="an X file") is good
+    with pytest.raises(NasalensError, match=r"^f.json: not an X file$"):
+        check_header([good], "nasalens.X", 2, "f.json", what="an X file")
+    with pytest.raises(NasalensError, match=r"^f.json: not an X file; rebuild it$"):
+        check_header({**good, "format": "Y"}, "nasalens.X", 2, "f.json", what="an X file",
+                     fix="rebuild it")  # fmt: skip
+    with pytest.raises(NasalensError, match=r"version 3; this nasalens reads version 2; redo$"):
+        check_header({**good, "version": 3}, "nasalens.X", 2, "f.json", what="-", fix="redo")
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({**good, "version": None}))
+    with pytest.raises(NasalensError, match=r"nasalens.X format version None; .* reads version 2"):
+        read_header(path, "X", 2)
 
 
 def test_a_torn_last_line_is_dropped_only_when_asked_and_only_at_the_end(tmp_path, caplog):
