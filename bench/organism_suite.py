@@ -1,15 +1,17 @@
 """Ground truth at scale: planted biases with known heads score every localization and repair.
 
-Issue 17's suite. Every plant starts from the organism's one taught ("discriminating") model
-(`nasalens.organisms`): a `Plant` trains a few heads towards "No" through their query rows
-(``q``), query and key rows (``qk``) or output columns (``ov``, invisible to NAS by
-construction); its delta is cached, so a plant costs minutes once and seconds after. For each
-plant, in one process:
+Issue 17's suite. Every plant starts from one taught ("discriminating") model: by default the
+shipped organism's (`nasalens.shipped_organism`, rank-8 teaching, loads in seconds;
+``--taught cached`` uses the full-change model that `nasalens.organisms` builds in about 18
+minutes). A `Plant` trains a few heads towards "No" through their query rows (``q``), query and
+key rows (``qk``) or output columns (``ov``, invisible to NAS by construction); its delta is
+cached, so a plant costs minutes once and seconds after. For each plant, in one process:
 
 * **plant**: accuracy, recall, AUROC and share of "Yes" of the planted model on the checks
-  (taught facts NASA never sees) and on held-out facts (never taught); a plant that leaves
-  recall at 0.2 or more on the checks is recorded as not taken (and neither localized nor
-  repaired: there is nothing to find);
+  (taught facts NASA never sees) and on held-out facts (never taught). A plant that leaves
+  recall at 0.2 or more on the checks is planted again with twice the epochs, at most
+  ``STRENGTHEN`` times (every attempt is recorded); one that still does not take is recorded
+  as not taken (and neither localized nor repaired: there is nothing to find);
 * **localization**: the planted heads' ranks among all heads, and recall@10, under NAS (both
   regions), `rank_heads` attribution and verified (exact and activation patching in the full
   run), and the layer-matched random floor (the expected recall@10 of random heads with the
@@ -53,6 +55,8 @@ DOCS = REPO / "docs" / "organism_suite.md"
 #: Layer bands of the 30-layer embedded model (layers 0-1 and 29 are left out).
 BANDS = {"early": (2, 10), "middle": (10, 20), "late": (20, 29)}
 TOP = 10
+TAKEN = 0.2  # a plant took when it leaves recall on the checks below this
+STRENGTHEN = 2  # a plant that did not take is planted again with twice the epochs, this often
 N_HELD_OUT = 50  # held-out facts, each a Yes and a No check: 100 samples
 CHEAP_REPAIRS = ("planted", "restore", "headfix", "calibration")
 NASA_REPAIRS = ("nasa_paper", "causal_rules_off", "causal_paper_rules", "query_only", "random")
@@ -112,11 +116,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="cheap: NAS, attribution, verified; all: also exact and patching",
     )
+    parser.add_argument(
+        "--taught",
+        choices=["shipped", "cached"],
+        default="shipped",
+        help="the taught model every plant starts from: the shipped organism's (rank 8, "
+        "seconds) or the full-change one built and cached by nasalens.organisms (18 min)",
+    )
     parser.add_argument("--render", action="store_true", help="only write docs from the JSON")
-    parser.add_argument("--out", type=Path, default=OUT, help="folder of the JSON files")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"folder of the JSON files (default {OUT}/TAUGHT)"
+    )
     parser.add_argument("--chunk-size", type=int, default=16)
     args = parser.parse_args(argv)
     args.localize = args.localize or ("cheap" if args.quick else "all")
+    args.out = args.out or OUT / args.taught  # plants on another taught model do not mix
     known = CHEAP_REPAIRS[1:] + NASA_REPAIRS
     args.wanted = (
         tuple(args.repairs.split(",")) if args.repairs
@@ -249,31 +263,67 @@ def repair_table(planted_model, base, spec, probe, rankings) -> dict[str, Callab
 # ---- one plant, the suite ----
 
 
+def strengthen(spec, ctx: dict, chunk: int) -> tuple[object, object, list[dict]]:
+    """Plant ``spec``; while it does not take, plant it again with twice the epochs.
+
+    Returns the last plant, its model, and one entry per attempt (epochs, seconds, recall on
+    the checks and held out; the last one also holds the full measurement under "measured").
+    """
+    import dataclasses
+
+    from nasalens import organisms
+
+    attempts: list[dict] = []
+    for attempt in range(STRENGTHEN + 1):
+        start = time.perf_counter()
+        model = organisms.load_plant(spec, source=ctx["organism"], progress=False)
+        seconds = time.perf_counter() - start
+        found = measure(model, ctx["sets"], chunk)
+        attempts.append({
+            "epochs": spec.epochs, "seconds": round(seconds, 1),
+            "checks_recall": found["checks"]["recall"],
+            "held_out_recall": found["held_out"]["recall"], "measured": found,
+        })  # fmt: skip
+        if found["checks"]["recall"] < TAKEN or attempt == STRENGTHEN:
+            break
+        say(f"  {spec.epochs} epochs: checks recall {found['checks']['recall']:.3f}; again, "
+            f"{2 * spec.epochs} epochs")  # fmt: skip
+        spec = dataclasses.replace(spec, epochs=2 * spec.epochs)
+    for a in attempts[:-1]:
+        del a["measured"]
+    return spec, model, attempts
+
+
 def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace, old: dict) -> dict:
     """Measure one plant: what ``old`` (an earlier record of it) lacks of what is asked."""
     import torch
 
     import nasalens as nl
-    from nasalens import organisms
+    from nasalens import organisms, plants
     from nasalens.models import adapt, info
 
     geo = info(ctx["base"])
-    spec = draw.plant(geo.n_layers, geo.n_heads)
-    say(f"plant {index}: {spec.name} ({draw.band})")
-    start = time.perf_counter()
-    model = organisms.load_plant(spec, progress=False)
-    record: dict = {
-        "draw": asdict(draw),
-        "plant": asdict(spec),
-        "name": spec.name,
-        "plant_seconds": round(time.perf_counter() - start, 1),
-        **old,
-    }
     chunk = args.chunk_size
-    measured = record.setdefault("measured", {})
-    if "planted" not in measured:
-        measured["planted"] = measure(model, ctx["sets"], chunk)
-    record["taken"] = measured["planted"]["checks"]["recall"] < 0.2
+    if old.get("attempts"):  # resumed: the plant as its last attempt left it (a cached delta)
+        spec = plants.Plant(**{**old["plant"], "heads": tuple(old["plant"]["heads"])})
+        say(f"plant {index}: {spec.name} ({draw.band})")
+        model = organisms.load_plant(spec, source=ctx["organism"], progress=False)
+        record: dict = dict(old)
+    else:
+        spec = draw.plant(geo.n_layers, geo.n_heads)
+        say(f"plant {index}: {spec.name} ({draw.band})")
+        spec, model, attempts = strengthen(spec, ctx, chunk)
+        record = {
+            **old,
+            "draw": asdict(draw),
+            "plant": asdict(spec),
+            "name": spec.name,
+            "attempts": attempts,
+            "plant_seconds": round(sum(a["seconds"] for a in attempts), 1),
+            "measured": {"planted": attempts[-1].pop("measured")},
+        }
+    measured = record["measured"]
+    record["taken"] = measured["planted"]["checks"]["recall"] < TAKEN
     say("  planted: " + _line(measured["planted"]) + ("" if record["taken"] else " (not taken)"))
     if not record["taken"] and "localization" not in record:  # nothing to find or repair
         say("  not taken: localization and repair skipped")
@@ -333,19 +383,30 @@ def context(args: argparse.Namespace) -> dict:
     from nasalens.data.sample import subset
 
     base = nl.load_model()
-    discriminating = organisms.organism("discriminating")
-    held_path = args.out / "held_out.json"
-    if held_path.is_file():
-        ids = set(read_json(held_path)["ids"])
-        held = [q for q in builtin_questions("eval") if q.id in ids]
-    else:  # the eval facts the embedded model knows, as the build measured them
-        _, known = organisms.teach_questions(base, organisms.OrganismRecipe(), progress=False)
+    if args.taught == "shipped":
+        source = nl.shipped_organism(base=base)
+        known = [
+            q for q in builtin_questions("eval") if q.id in set(source.report["held_out_questions"])
+        ]
         held = subset(known, min(N_HELD_OUT, len(known)), seed=0)
-        write_json(held_path, {"ids": [q.id for q in held]})
-    sets = {
-        "checks": organisms.checks(),
-        "held_out": binary_samples(held, pairs=True),
-    }
+        discriminating, checks = (
+            source.discriminating,
+            binary_samples(source.check_questions, pairs=True),
+        )
+        nasa_questions = list(source.nasa_questions)
+    else:
+        source = None  # organisms.load_plant plants in the cached build
+        discriminating = organisms.organism("discriminating")
+        checks, nasa_questions = organisms.checks(), organisms.nasa_questions()
+        held_path = args.out / "held_out.json"
+        if held_path.is_file():
+            ids = set(read_json(held_path)["ids"])
+            held = [q for q in builtin_questions("eval") if q.id in ids]
+        else:  # the eval facts the embedded model knows, as the build measured them
+            _, known = organisms.teach_questions(base, organisms.OrganismRecipe(), progress=False)
+            held = subset(known, min(N_HELD_OUT, len(known)), seed=0)
+            write_json(held_path, {"ids": [q.id for q in held]})
+    sets = {"checks": checks, "held_out": binary_samples(held, pairs=True)}
     say(f"sets: {len(sets['checks'])} checks, {len(sets['held_out'])} held-out samples")
     preplant = measure(discriminating, sets, args.chunk_size)
     say(
@@ -355,10 +416,11 @@ def context(args: argparse.Namespace) -> dict:
     )
     return {
         "base": base,
+        "organism": source,
         "discriminating": discriminating,
         "sets": sets,
         "preplant": preplant,
-        "nasa_questions": organisms.nasa_questions(),
+        "nasa_questions": nasa_questions,
     }
 
 
@@ -557,7 +619,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     )  # fmt: skip
     start = time.perf_counter()
     ctx = context(args)
-    mode = f"localize={args.localize}; repairs={','.join(args.wanted)}"
+    mode = f"taught={args.taught}; localize={args.localize}; repairs={','.join(args.wanted)}"
     for i in picks:
         path = args.out / f"plant-{i}.json"
         old = read_json(path) if path.is_file() else {}

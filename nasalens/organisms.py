@@ -141,6 +141,7 @@ class Organism:
         check_questions: Taught facts NASA never sees (evaluate repairs on their checks).
         report: Accuracy, precision, recall, AUROC and share of Yes of each stage on the
             checks and on held-out facts, and seconds per step.
+        key: Names the taught model in the cache of plants made on it (`load_plant`).
     """
 
     discriminating: torch.nn.Module
@@ -149,6 +150,7 @@ class Organism:
     nasa_questions: tuple[Question, ...] = ()
     check_questions: tuple[Question, ...] = ()
     report: dict = field(default_factory=dict)
+    key: str = ""
 
 
 def _known(model: object, questions: list[Question], progress: bool) -> list[Question]:
@@ -229,7 +231,13 @@ def build(
     report["planted"] = measure(planted.model, sets)
     logger.info("organism built: %s", report)
     return Organism(
-        discriminating.model, planted.model, heads, tuple(nasa_part), tuple(check_part), report
+        discriminating.model,
+        planted.model,
+        heads,
+        tuple(nasa_part),
+        tuple(check_part),
+        report,
+        recipe.key(),
     )
 
 
@@ -296,6 +304,7 @@ def load(recipe: OrganismRecipe | None = None, *, progress: bool = True) -> Orga
         tuple(nasa_questions(recipe)),
         tuple(check_questions(recipe)),
         report["report"],
+        (recipe or OrganismRecipe()).key(),
     )
 
 
@@ -361,21 +370,23 @@ def build_report(recipe: OrganismRecipe | None = None) -> dict:
 
 def nasa_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
     """The taught facts reserved for NASA's probing set (from the cached build)."""
-    ids = set(build_report(recipe)["nasa_questions"])
-    return [q for q in builtin_questions("probe") if q.id in ids]
+    return _in_build_order(build_report(recipe)["nasa_questions"])
 
 
 def taught_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
     """Every fact taught in step (a), in the build's order (NASA's share and the checks)."""
     report = build_report(recipe)
-    ids = set(report["nasa_questions"]) | set(report["check_questions"])
-    return [q for q in builtin_questions("probe") if q.id in ids]
+    return _in_build_order([*report["nasa_questions"], *report["check_questions"]])
+
+
+def _in_build_order(ids: list[str]) -> list[Question]:
+    wanted = set(ids)
+    return [q for q in builtin_questions("probe") if q.id in wanted]
 
 
 def check_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
     """The taught facts NASA never sees (from the cached build)."""
-    ids = set(build_report(recipe)["check_questions"])
-    return [q for q in builtin_questions("probe") if q.id in ids]
+    return _in_build_order(build_report(recipe)["check_questions"])
 
 
 def checks(recipe: OrganismRecipe | None = None) -> list[Sample]:
@@ -413,16 +424,23 @@ def _teach(adapter: ModelAdapter, batch: Batch, recipe: OrganismRecipe, progress
             pass
 
 
-def plant_file(spec: Plant, recipe: OrganismRecipe | None = None) -> Path:
-    """The cached delta of a plant on the organism of ``recipe``: only the planted weights."""
-    recipe = recipe or OrganismRecipe()
-    return cache_dir() / "organisms" / "plants" / f"{recipe.key()}-{spec.key()}.safetensors"
+def plant_file(spec: Plant, recipe: OrganismRecipe | None = None, *, key: str = "") -> Path:
+    """The cached delta of a plant on a taught model: only the planted weights.
+
+    The taught model is named by ``key`` (an `Organism.key`), else by ``recipe``'s key.
+    """
+    key = key or (recipe or OrganismRecipe()).key()
+    return cache_dir() / "organisms" / "plants" / f"{key}-{spec.key()}.safetensors"
 
 
 def load_plant(
-    spec: Plant, recipe: OrganismRecipe | None = None, *, progress: bool = True
+    spec: Plant,
+    recipe: OrganismRecipe | None = None,
+    *,
+    source: Organism | None = None,
+    progress: bool = True,
 ) -> torch.nn.Module:
-    """The organism's taught model with ``spec`` planted, from a cached delta when there is one.
+    """A taught model with ``spec`` planted, from a cached delta when there is one.
 
     The delta holds only the planted weights (a head's query rows or output columns: a few
     hundred kB), so a suite of plants shares one taught model on disk. A missing delta is
@@ -430,24 +448,37 @@ def load_plant(
 
     Args:
         spec: The plant.
-        recipe: The organism whose discriminating stage is planted in (default recipe).
+        recipe: The organism whose discriminating stage is planted in (default recipe; built
+            when missing).
+        source: Plant in this organism's discriminating stage instead, on its taught facts
+            (e.g. `nasalens.shipped_organism()`); ``recipe`` is then not used.
         progress: Show progress bars while building.
 
     Returns:
         The planted model.
+
+    Raises:
+        NasalensError: When ``source`` has no `Organism.key` to name its plants by.
     """
-    recipe = recipe or OrganismRecipe()
-    base = organism("discriminating", recipe, progress=progress)
-    path = plant_file(spec, recipe)
+    if source is not None:
+        if not source.key:
+            raise NasalensError("load_plant: the source organism has no key to cache plants by")
+        base, path = source.discriminating, plant_file(spec, key=source.key)
+        ids = [q.id for q in (*source.nasa_questions, *source.check_questions)]
+        questions = _in_build_order(ids)
+    else:
+        recipe = recipe or OrganismRecipe()
+        base, path = organism("discriminating", recipe, progress=progress), plant_file(spec, recipe)
+        questions = []
     if path.is_file():
         try:
             return apply_delta(base, spec, read_tensors(path))
         except NasalensError as err:
             logger.warning("the plant %s is damaged (%s); planting it again", path, err)
-    if spec == recipe.plant:  # the recipe's own plant: its planted stage holds it
+    if source is None and spec == recipe.plant:  # its planted stage holds the recipe's plant
         model = organism("planted", recipe, progress=progress)
     else:
-        model = plant(base, spec, taught_questions(recipe), progress=progress)
+        model = plant(base, spec, questions or taught_questions(recipe), progress=progress)
     adapter = adapt(model)
     delta = {
         f"{s.name}[{i}]": s.param.detach()[s.index] for i, s in enumerate(spec.slices(adapter))

@@ -16,6 +16,7 @@ its figures are in the file (`Organism.report`) and in docs/results.md.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -284,8 +285,9 @@ def shipped_organism(path: str | Path | None = None, *, base: object | None = No
 
     Returns:
         The organism: ``discriminating`` (the compressed taught model), ``planted``,
-        ``heads``, ``nasa_questions``, ``check_questions`` and ``report`` (the file's
-        measurements and description).
+        ``heads``, ``nasa_questions``, ``check_questions``, ``report`` (the file's
+        measurements and description) and ``key`` (from the file's hash: other plants on
+        this taught model are cached under it, `nasalens.organisms.load_plant`).
 
     Raises:
         NasalensError: When the file is missing or damaged (with how to rebuild it), or does
@@ -314,7 +316,10 @@ def shipped_organism(path: str | Path | None = None, *, base: object | None = No
     base = base if base is not None else load_model()
     discriminating = add_low_rank(base, factors)
     planted = apply_delta(discriminating, spec, rows)
-    return Organism(discriminating, planted, heads, tuple(nasa_part), tuple(check_part), header)
+    key = "shipped-" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return Organism(
+        discriminating, planted, heads, tuple(nasa_part), tuple(check_part), header, key
+    )
 
 
 def _questions(ids: list[str]) -> list[Question]:

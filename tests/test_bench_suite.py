@@ -41,6 +41,38 @@ def test_draws_are_seeded_distinct_heads_inside_their_band():
     assert {d.weights for d in suite.DRAWS[: suite.QUICK]} == {"q", "qk", "ov"}
 
 
+def test_a_plant_that_does_not_take_is_planted_again_with_twice_the_epochs(monkeypatch):
+    from nasalens import organisms, plants
+
+    planted: list[int] = []
+    recall = {}
+
+    def load_plant(spec, source=None, progress=True):
+        planted.append(spec.epochs)
+        return spec.epochs  # stands for the model
+
+    def measure(model, sets, chunk):
+        return {"checks": {"recall": recall[model]}, "held_out": {"recall": 0.0}}
+
+    monkeypatch.setattr(organisms, "load_plant", load_plant)
+    monkeypatch.setattr(suite, "measure", measure)
+    ctx = {"organism": None, "sets": {}}
+    recall.update({4: 0.5, 8: 0.3, 16: 0.1})
+    spec, model, attempts = suite.strengthen(plants.Plant(("L1H1",)), ctx, 16)
+    assert planted == [4, 8, 16] and spec.epochs == model == 16
+    assert [a["checks_recall"] for a in attempts] == [0.5, 0.3, 0.1]
+    assert "measured" in attempts[-1] and all("measured" not in a for a in attempts[:-1])
+    planted.clear()
+    recall.update({4: 0.1})  # takes at once
+    spec, _, attempts = suite.strengthen(plants.Plant(("L1H1",)), ctx, 16)
+    assert planted == [4] and spec.epochs == 4 and len(attempts) == 1
+    planted.clear()
+    recall.update({4: 0.5, 8: 0.5, 16: 0.5, 32: 0.0})  # never takes: gives up after two
+    spec, _, attempts = suite.strengthen(plants.Plant(("L1H1",)), ctx, 16)
+    assert planted == [4, 8, 16] == [a["epochs"] for a in attempts]
+    assert suite.STRENGTHEN == 2 and spec.epochs == 16
+
+
 def test_summary_means_and_shares_over_taken_plants():
     def record(route, recall_nas, fixed, taken=True):
         return {

@@ -11,6 +11,7 @@ from nasalens.artifacts import read_tensors, write_tensors
 from nasalens.errors import NasalensError
 from nasalens.models import adapt
 from tests.test_organisms import TINY, weights
+from tests.test_organisms import _taught as taught_in_build_order
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,35 @@ def test_the_file_round_trips_both_stages(built, tiny_model, tmp_path):
     assert all(torch.equal(v, planted[n]) for n, v in weights(again).items())
 
 
+def test_plants_on_the_shipped_model_are_cached_under_its_file(
+    built, tiny_model, tmp_path, monkeypatch
+):
+    """A suite plants on the shipped taught model: planted on its facts, cached by its hash."""
+    monkeypatch.setenv("NASALENS_CACHE_DIR", str(tmp_path / "cache"))
+    factors, rows = shipped.compress(
+        tiny_model, built.discriminating, TINY.plant, _taught_list(built), rank=2, progress=False
+    )
+    path = shipped.write_shipped(tmp_path / "o.safetensors", factors, rows, _description(built))
+    org = shipped.shipped_organism(path, base=tiny_model)
+    assert org.key.startswith("shipped-") and org.key != TINY.key()
+    spec = plants.Plant(("L1H1",), "ov", lr=1e-2, batch=4, epochs=1)
+    first = weights(organisms.load_plant(spec, source=org, progress=False))
+    taught = taught_in_build_order(built)
+    expected = weights(plants.plant(org.discriminating, spec, taught, progress=False))
+    assert all(torch.equal(first[n], expected[n]) for n in first)
+    cached = organisms.plant_file(spec, key=org.key)
+    assert cached.is_file() and cached != organisms.plant_file(spec, TINY)
+    again = weights(organisms.load_plant(spec, source=org, progress=False))  # from the delta
+    assert all(torch.equal(again[n], expected[n]) for n in again)
+    other = shipped.write_shipped(tmp_path / "p.safetensors", factors, rows, {
+        **_description(built), "report": {"note": "another"}
+    })  # fmt: skip
+    assert shipped.shipped_organism(other, base=tiny_model).key != org.key
+    keyless = organisms.Organism(org.discriminating, org.planted, org.heads)
+    with pytest.raises(NasalensError, match="no key"):
+        organisms.load_plant(spec, source=keyless, progress=False)
+
+
 def test_a_rebuild_reproduces_the_file(built, tiny_model, tmp_path):
     def make(name):
         parts = shipped.compress(
@@ -109,7 +139,11 @@ def test_missing_torn_or_foreign_files_say_how_to_rebuild(built, tiny_model, tmp
         shipped.shipped_organism(path, base=tiny_model)
     other = tmp_path / "other.safetensors"
     write_tensors(other, {"x": torch.zeros(1)}, {"nasalens": json.dumps({"format": "x"})})
-    with pytest.raises(NasalensError, match="not a shipped organism"):
+    with pytest.raises(NasalensError, match=r"not a shipped organism.*make organism-file"):
+        shipped.shipped_organism(other, base=tiny_model)
+    newer = {"format": shipped.FORMAT, "version": shipped.VERSION + 1}
+    write_tensors(other, {"x": torch.zeros(1)}, {"nasalens": json.dumps(newer)})
+    with pytest.raises(NasalensError, match=r"version 2; this nasalens reads version 1; rein"):
         shipped.shipped_organism(other, base=tiny_model)
     with pytest.raises(NasalensError, match="lacks"):
         shipped.write_shipped(other, factors, rows, {"heads": []})
