@@ -120,7 +120,7 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
         loc["random_floor"] = {"recall_at_10": 0.03}
         record = {
             "draw": {"weights": route, "band": "middle", "n_heads": len(heads), "seed": i},
-            "plant": {"heads": heads, "weights": route},
+            "plant": {"heads": heads, "weights": route, "epochs": 8},
             "name": f"{route}:{'+'.join(heads)}",
             "plant_seconds": 1.0,
             "taken": True,
@@ -131,6 +131,10 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
                 "headfix": {"checks": True, "held_out": False},
             },
         }
+        if route == "ov":  # strengthened once; the q plant's record predates attempts
+            record["attempts"] = [
+                {"epochs": 4, "checks_recall": 0.5}, {"epochs": 8, "checks_recall": 0.0}
+            ]  # fmt: skip
         write_json(tmp_path / f"plant-{i}.json", record)
         records.append(record)
     # A summary left behind by a run cut short (one plant): render recomputes it from both.
@@ -143,6 +147,8 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
     assert "(2 plants, 2 taken; mode: x)" in page
     assert "| headfix | 1.00 | 0.00 | 0.00 | 2 |" in page
     assert "| `ov:L3H1+L4H4` | L3H1 | 5 | – |" in page
+    assert "| 1 | `ov:L3H1+L4H4` | middle | 4: 0.500, 8: 0.000 | 1.0 |" in page
+    assert "| 0 | `q:L12H2` | middle | 8 | 1.0 |" in page
     assert {p.name for p in (tmp_path / "figures").iterdir()} == {
         "planted_ranks.html", "repair_scatter.html",
     }  # fmt: skip
