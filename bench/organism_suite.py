@@ -22,7 +22,8 @@ cached, so a plant costs minutes once and seconds after. For each plant, in one 
   the full run NASA as printed (NAS heads, paper rules), NASA with causal heads and the rules
   off (preset ``causal``), causal heads with the paper's rules, query rows only, and random
   heads of the same layers trained like ``causal``. A plant is *repaired* on a set when recall
-  is back to at least 90% of the pre-plant model's and AUROC within 0.02 of it.
+  is back to at least 90% of the pre-plant model's, AUROC within 0.02 of it, and accuracy not
+  below the planted model's.
 
 Results go to one JSON per plant and a summary JSON over every plant measured so far; a rerun
 adds only what a plant's record lacks (``--plants 0,1 --repairs causal_rules_off,random`` adds
@@ -228,9 +229,23 @@ def measure(model, sets: dict, chunk: int) -> dict[str, dict[str, object]]:
     return out
 
 
-def repaired(after: dict, before: dict) -> bool:
-    """Recall back to >= 90% of the pre-plant model's, AUROC within 0.02 of it."""
-    return after["recall"] >= 0.9 * before["recall"] and after["auroc"] >= before["auroc"] - 0.02
+def repaired(after: dict, before: dict, planted: dict) -> bool:
+    """Recall back to >= 90% of the pre-plant model's, AUROC within 0.02 of it, and accuracy
+    not below the planted model's (discrimination kept, not only the answers shifted)."""
+    return (
+        after["recall"] >= 0.9 * before["recall"]
+        and after["auroc"] >= before["auroc"] - 0.02
+        and after["accuracy"] >= planted["accuracy"]
+    )
+
+
+def verdicts(measured: dict, preplant: dict) -> dict[str, dict[str, bool]]:
+    """Whether each measured repair of a plant counts as repaired, per set."""
+    planted = measured["planted"]
+    return {
+        name: {s: repaired(m[s], preplant[s], planted[s]) for s in preplant}
+        for name, m in measured.items()
+    }
 
 
 def repair_table(planted_model, base, spec, probe, rankings) -> dict[str, Callable[[], object]]:
@@ -359,10 +374,7 @@ def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace, old: 
             measured[name] = measure(fixed, ctx["sets"], chunk)
         seconds[name] = round(time.perf_counter() - start, 1)
         say(f"  {name}: {_line(measured[name])} ({seconds[name]} s)")
-    record["repaired"] = {
-        name: {s: repaired(m[s], ctx["preplant"][s]) for s in ctx["sets"]}
-        for name, m in measured.items()
-    }
+    record["repaired"] = verdicts(measured, ctx["preplant"])
     return record
 
 
@@ -466,8 +478,12 @@ def render(out: Path) -> None:
     from nasalens.artifacts import read_json, write_json
 
     records = [read_json(p) for p in sorted(out.glob("plant-*.json"))]
-    # The summary is recomputed from the plants' records (a run cut short left it behind them).
+    # The summary is recomputed from the plants' records (a run cut short left it behind them),
+    # and the verdicts from their measurements (the rule may have changed since).
     summary = read_json(out / "summary.json")
+    for r in records:
+        if "repaired" in r:
+            r["repaired"] = verdicts(r["measured"], summary["preplant"])
     summary.update(summarize(records, summary["preplant"]), draws=[r["draw"] for r in records])
     write_json(out / "summary.json", _plain(summary))
     lines = [
@@ -538,7 +554,8 @@ def render(out: Path) -> None:
         "",
         "## Repair: share of plants repaired",
         "",
-        "Repaired: recall ≥ 90% of the pre-plant model's and AUROC within 0.02 of it, on the set.",
+        "Repaired: recall ≥ 90% of the pre-plant model's, AUROC within 0.02 of it and accuracy "
+        "not below the planted model's, on the set.",
         "",
         "| repair | checks | held out | both | plants |",
         "|---|---|---|---|---|",

@@ -22,11 +22,12 @@ def test_the_layer_matched_floor_is_the_expected_recall_of_matched_random_heads(
     assert abs(suite.layer_matched_floor(top, planted, 9) - (2 / 9 + 1 / 9) / 3) < 1e-12
 
 
-def test_repaired_needs_recall_back_and_auroc_kept():
-    before = {"recall": 0.7, "auroc": 0.88}
-    assert suite.repaired({"recall": 0.63, "auroc": 0.86}, before)
-    assert not suite.repaired({"recall": 0.62, "auroc": 0.90}, before)
-    assert not suite.repaired({"recall": 0.9, "auroc": 0.859}, before)
+def test_repaired_needs_recall_back_auroc_kept_and_accuracy_not_lower():
+    before, planted = {"recall": 0.7, "auroc": 0.88}, {"accuracy": 0.5}
+    assert suite.repaired({"recall": 0.63, "auroc": 0.86, "accuracy": 0.5}, before, planted)
+    assert not suite.repaired({"recall": 0.62, "auroc": 0.90, "accuracy": 0.7}, before, planted)
+    assert not suite.repaired({"recall": 0.9, "auroc": 0.859, "accuracy": 0.7}, before, planted)
+    assert not suite.repaired({"recall": 1.0, "auroc": 0.9, "accuracy": 0.49}, before, planted)
 
 
 def test_draws_are_seeded_distinct_heads_inside_their_band():
@@ -145,7 +146,8 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "summary.json").read_text())["plants"] == 2
     page = (tmp_path / "suite.md").read_text()
     assert "(2 plants, 2 taken; mode: x)" in page
-    assert "| headfix | 1.00 | 0.00 | 0.00 | 2 |" in page
+    # the verdicts are recomputed from the measurements: headfix meets the rule on both sets
+    assert "| headfix | 1.00 | 1.00 | 1.00 | 2 |" in page and "| planted | 0.00 |" in page
     assert "| `ov:L3H1+L4H4` | L3H1 | 5 | – |" in page
     assert "| 1 | `ov:L3H1+L4H4` | middle | 4: 0.500, 8: 0.000 | 1.0 |" in page
     assert "| 0 | `q:L12H2` | middle | 8 | 1.0 |" in page
