@@ -74,6 +74,26 @@ def test_a_plant_that_does_not_take_is_planted_again_with_twice_the_epochs(monke
     assert suite.STRENGTHEN == 2 and spec.epochs == 16
 
 
+def test_an_old_record_is_kept_only_for_the_plant_it_measured():
+    from dataclasses import asdict
+
+    from nasalens import plants
+
+    draw, spec = suite.DRAWS[2], plants.Plant(("L1H1",), "ov")
+    old = {"plant": asdict(spec), "measured": {"planted": 0, "random": 1}, "localization": 2}
+
+    def attempts():
+        return [{"epochs": spec.epochs, "seconds": 3.0, "measured": "new"}]
+
+    got = suite.planted_record(draw, spec, attempts(), old)
+    assert got["measured"] == {"planted": "new", "random": 1} and got["localization"] == 2
+    assert got["plant_seconds"] == 3.0 and "measured" not in got["attempts"][-1]
+    stronger = plants.Plant(("L1H1",), "ov", epochs=8)  # strengthened: the old record is stale
+    got = suite.planted_record(draw, stronger, attempts(), old)
+    assert got["measured"] == {"planted": "new"} and "localization" not in got
+    assert got["plant"]["epochs"] == 8
+
+
 def test_summary_means_and_shares_over_taken_plants():
     def record(route, recall_nas, fixed, taken=True):
         return {
