@@ -165,7 +165,7 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
     suite.render(tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["plants"] == 2
     page = (tmp_path / "suite.md").read_text()
-    assert "(2 plants, 2 taken; mode: x)" in page
+    assert "(2 plants, 2 taken)" in page and "the last run: x)" in page
     # the verdicts are recomputed from the measurements: headfix meets the rule on both sets
     assert "| headfix | 1.00 | 1.00 | 1.00 | 2 |" in page and "| planted | 0.00 |" in page
     assert "| `ov:L3H1+L4H4` | L3H1 | 5 | – |" in page
