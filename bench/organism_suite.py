@@ -113,9 +113,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--localize",
-        choices=["cheap", "all"],
+        choices=["cheap", "patching", "all"],
         default=None,
-        help="cheap: NAS, attribution, verified; all: also exact and patching",
+        help="cheap: NAS, attribution, verified; patching: also activation patching; "
+        "all: also exact ablation",
     )
     parser.add_argument(
         "--taught",
@@ -165,7 +166,7 @@ def layer_matched_floor(top: Sequence, planted: Sequence, n_heads: int) -> float
     return sum(counts.get(h.layer, 0) / n_heads for h in planted) / len(planted)
 
 
-def localize(model, probe, planted, full: bool, chunk: int) -> tuple[dict, dict]:
+def localize(model, probe, planted, level: str, chunk: int) -> tuple[dict, dict]:
     import torch
 
     import nasalens as nl
@@ -184,7 +185,7 @@ def localize(model, probe, planted, full: bool, chunk: int) -> tuple[dict, dict]
         order = [every[int(i)] for i in torch.argsort(-flat, stable=True)]
         out[f"nas_{region}"] = ranks(order, planted)
         timings[f"nas_{region}"] = time.perf_counter() - start
-    methods = ["attribution", "verified"] + (["exact"] if full else [])
+    methods = ["attribution", "verified"] + (["exact"] if level == "all" else [])
     rankings = {}
     for method in methods:
         start = time.perf_counter()
@@ -193,7 +194,7 @@ def localize(model, probe, planted, full: bool, chunk: int) -> tuple[dict, dict]
         )
         timings[method] = time.perf_counter() - start
         out[method] = ranks(list(rankings[method]), planted)
-    if full:
+    if level in ("patching", "all"):
         start = time.perf_counter()
         clean, corrupt = contrast(model, samples)
         result = patch_heads(model, clean, corrupt, progress=False)
@@ -356,7 +357,7 @@ def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace, old: 
         say("  no FN to rank heads on: localization and repair skipped")
         return record
     planted = [nl.Head.parse(h) for h in spec.heads]
-    found, rankings = localize(model, probe, planted, args.localize == "all", chunk)
+    found, rankings = localize(model, probe, planted, args.localize, chunk)
     record["localization"] = {**record.get("localization", {}), **found}
     loc = record["localization"]
     recalls = [
