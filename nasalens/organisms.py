@@ -460,6 +460,7 @@ def load_plant(
     Raises:
         NasalensError: When ``source`` has no `Organism.key` to name its plants by.
     """
+    recipe = recipe or OrganismRecipe()
     if source is not None:
         if not source.key:
             raise NasalensError("load_plant: the source organism has no key to cache plants by")
@@ -467,9 +468,8 @@ def load_plant(
         ids = [q.id for q in (*source.nasa_questions, *source.check_questions)]
         questions = _in_build_order(ids)
     else:
-        recipe = recipe or OrganismRecipe()
         base, path = organism("discriminating", recipe, progress=progress), plant_file(spec, recipe)
-        questions = []
+        questions = None  # read from the build only when planting
     if path.is_file():
         try:
             return apply_delta(base, spec, read_tensors(path))
@@ -478,7 +478,8 @@ def load_plant(
     if source is None and spec == recipe.plant:  # its planted stage holds the recipe's plant
         model = organism("planted", recipe, progress=progress)
     else:
-        model = plant(base, spec, questions or taught_questions(recipe), progress=progress)
+        taught = taught_questions(recipe) if questions is None else questions
+        model = plant(base, spec, taught, progress=progress)
     adapter = adapt(model)
     delta = {
         f"{s.name}[{i}]": s.param.detach()[s.index] for i, s in enumerate(spec.slices(adapter))
