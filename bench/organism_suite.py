@@ -405,9 +405,8 @@ def context(args: argparse.Namespace) -> dict:
     base = nl.load_model()
     if args.taught == "shipped":
         source = nl.shipped_organism(base=base)
-        known = [
-            q for q in builtin_questions("eval") if q.id in set(source.report["held_out_questions"])
-        ]
+        ids = set(source.report["held_out_questions"])
+        known = [q for q in builtin_questions("eval") if q.id in ids]
         held = subset(known, min(N_HELD_OUT, len(known)), seed=0)
         discriminating, checks = (
             source.discriminating,
