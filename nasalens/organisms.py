@@ -20,6 +20,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,23 +371,40 @@ def build_report(recipe: OrganismRecipe | None = None) -> dict:
 
 def nasa_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
     """The taught facts reserved for NASA's probing set (from the cached build)."""
-    return _in_build_order(build_report(recipe)["nasa_questions"])
+    return questions_by_id(build_report(recipe)["nasa_questions"])
 
 
 def taught_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
     """Every fact taught in step (a), in the build's order (NASA's share and the checks)."""
     report = build_report(recipe)
-    return _in_build_order([*report["nasa_questions"], *report["check_questions"]])
+    return questions_by_id([*report["nasa_questions"], *report["check_questions"]])
 
 
-def _in_build_order(ids: list[str]) -> list[Question]:
+def questions_by_id(ids: Iterable[str]) -> list[Question]:
+    """The built-in probe facts with these ids, in the order an organism's build used them.
+
+    Args:
+        ids: Ids of built-in probe facts (`Question.id`), in any order.
+
+    Returns:
+        The facts, in the built-in probe set's order, each once.
+
+    Raises:
+        NasalensError: When an id names no built-in fact (an organism made with another nasalens).
+    """
     wanted = set(ids)
-    return [q for q in builtin_questions("probe") if q.id in wanted]
+    found = [q for q in builtin_questions("probe") if q.id in wanted]
+    if len(found) != len(wanted):
+        raise NasalensError(
+            f"the organism names {len(wanted) - len(found)} facts the built-in probe set lacks "
+            "(made with another nasalens?)"
+        )
+    return found
 
 
 def check_questions(recipe: OrganismRecipe | None = None) -> list[Question]:
     """The taught facts NASA never sees (from the cached build)."""
-    return _in_build_order(build_report(recipe)["check_questions"])
+    return questions_by_id(build_report(recipe)["check_questions"])
 
 
 def checks(recipe: OrganismRecipe | None = None) -> list[Sample]:
@@ -466,7 +484,7 @@ def load_plant(
             raise NasalensError("load_plant: the source organism has no key to cache plants by")
         base, path = source.discriminating, plant_file(spec, key=source.key)
         ids = [q.id for q in (*source.nasa_questions, *source.check_questions)]
-        questions = _in_build_order(ids)
+        questions = questions_by_id(ids)
     else:
         base, path = organism("discriminating", recipe, progress=progress), plant_file(spec, recipe)
         questions = None  # read from the build only when planting

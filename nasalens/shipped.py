@@ -33,7 +33,7 @@ from nasalens.artifacts import (
     read_tensors,
     write_tensors,
 )
-from nasalens.data import binary_samples, builtin_questions
+from nasalens.data import binary_samples
 from nasalens.data.sample import Question
 from nasalens.errors import NasalensError, shorten
 from nasalens.models import EMBEDDED_NAME, Head, adapt, load_model
@@ -43,6 +43,7 @@ from nasalens.organisms import (
     build_report,
     measure,
     organism,
+    questions_by_id,
     taught_questions,
     teach_questions,
 )
@@ -201,7 +202,7 @@ def make_shipped(
     built = build_report(recipe)
     _, held_out = teach_questions(base, recipe, progress=progress)
     sets = {
-        "checks": binary_samples(_questions(built["check_questions"]), pairs=True),
+        "checks": binary_samples(questions_by_id(built["check_questions"]), pairs=True),
         "held_out": binary_samples(held_out, pairs=True),
     }
     discriminating = add_low_rank(base, factors)
@@ -309,8 +310,8 @@ def shipped_organism(path: str | Path | None = None, *, base: object | None = No
     try:
         spec = Plant(**{**header["plant"], "heads": tuple(header["plant"]["heads"])})
         heads = tuple(Head.parse(h) for h in header["heads"])
-        nasa_part, check_part = (_questions(header[k]) for k in REQUIRED[2:])
-    except (KeyError, TypeError) as err:
+        nasa_part, check_part = (questions_by_id(header[k]) for k in REQUIRED[2:])
+    except (KeyError, TypeError, NasalensError) as err:
         message = f"the shipped organism's description is damaged ({err}); {REBUILD}"
         raise NasalensError(message) from err
     base = base if base is not None else load_model()
@@ -320,14 +321,3 @@ def shipped_organism(path: str | Path | None = None, *, base: object | None = No
     return Organism(
         discriminating, planted, heads, tuple(nasa_part), tuple(check_part), header, key
     )
-
-
-def _questions(ids: list[str]) -> list[Question]:
-    wanted = set(ids)
-    found = [q for q in builtin_questions("probe") if q.id in wanted]
-    if len(found) != len(wanted):
-        raise NasalensError(
-            f"the organism names {len(wanted) - len(found)} facts the built-in probe set lacks "
-            "(made with another nasalens?)"
-        )
-    return found

@@ -66,6 +66,14 @@ def test_nasa_never_sees_the_checks(built):
     assert len(nasa_ids) == len(check_ids) == 2 and not nasa_ids & check_ids
 
 
+def test_questions_by_id_keeps_the_built_in_order_and_refuses_unknown_facts():
+    probe = builtin_questions("probe")
+    ids = [probe[7].id, probe[2].id, probe[7].id, probe[4].id]  # shuffled, one twice
+    assert organisms.questions_by_id(ids) == [probe[2], probe[4], probe[7]]
+    with pytest.raises(NasalensError, match="names 1 facts the built-in probe set lacks"):
+        organisms.questions_by_id([probe[0].id, "no-such-fact"])
+
+
 def test_the_build_is_deterministic(built, tiny_model):
     again = organisms.build(tiny_model, TINY, progress=False)
     a, b = weights(built.planted), weights(again.planted)

@@ -147,6 +147,10 @@ def test_missing_torn_or_foreign_files_say_how_to_rebuild(built, tiny_model, tmp
         shipped.shipped_organism(other, base=tiny_model)
     with pytest.raises(NasalensError, match="lacks"):
         shipped.write_shipped(other, factors, rows, {"heads": []})
+    foreign = {**_description(built), "check_questions": ["no-such-fact"]}
+    shipped.write_shipped(other, factors, rows, foreign)
+    with pytest.raises(NasalensError, match=r"probe set lacks.*make organism-file"):
+        shipped.shipped_organism(other, base=tiny_model)
 
 
 def test_a_delta_for_another_model_is_refused(built, tiny_model):
