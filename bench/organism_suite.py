@@ -100,6 +100,13 @@ DRAWS = (
     Draw("ov", "middle", 4, 8),
 )
 QUICK = 3  # --quick: the first three draws (one per route)
+#: --localize: the costly methods run beside NAS, attribution and verified (one pass per head).
+LOCALIZE = {
+    "cheap": (),
+    "patching": ("patching",),
+    "exact": ("exact",),
+    "all": ("exact", "patching"),
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -113,10 +120,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--localize",
-        choices=["cheap", "patching", "all"],
+        choices=list(LOCALIZE),
         default=None,
         help="cheap: NAS, attribution, verified; patching: also activation patching; "
-        "all: also exact ablation",
+        "exact: also exact ablation; all: both (a plant keeps what earlier runs found)",
     )
     parser.add_argument(
         "--taught",
@@ -166,7 +173,7 @@ def layer_matched_floor(top: Sequence, planted: Sequence, n_heads: int) -> float
     return sum(counts.get(h.layer, 0) / n_heads for h in planted) / len(planted)
 
 
-def localize(model, probe, planted, level: str, chunk: int) -> tuple[dict, dict]:
+def localize(model, probe, planted, costly: Sequence[str], chunk: int) -> tuple[dict, dict]:
     import torch
 
     import nasalens as nl
@@ -185,7 +192,7 @@ def localize(model, probe, planted, level: str, chunk: int) -> tuple[dict, dict]
         order = [every[int(i)] for i in torch.argsort(-flat, stable=True)]
         out[f"nas_{region}"] = ranks(order, planted)
         timings[f"nas_{region}"] = time.perf_counter() - start
-    methods = ["attribution", "verified"] + (["exact"] if level == "all" else [])
+    methods = ["attribution", "verified"] + [m for m in costly if m == "exact"]
     rankings = {}
     for method in methods:
         start = time.perf_counter()
@@ -194,7 +201,7 @@ def localize(model, probe, planted, level: str, chunk: int) -> tuple[dict, dict]
         )
         timings[method] = time.perf_counter() - start
         out[method] = ranks(list(rankings[method]), planted)
-    if level in ("patching", "all"):
+    if "patching" in costly:
         start = time.perf_counter()
         clean, corrupt = contrast(model, samples)
         result = patch_heads(model, clean, corrupt, progress=False)
@@ -206,6 +213,12 @@ def localize(model, probe, planted, level: str, chunk: int) -> tuple[dict, dict]
     out["verified_top10"] = [str(h) for h in rankings["verified"].top(TOP)]
     out["n_verified"] = rankings["verified"].meta.get("n_verified")
     return out, rankings
+
+
+def merge_localization(old: dict, found: dict) -> dict:
+    """A plant's localization after a run: what it found over what earlier runs found, seconds
+    per method merged the same way (a method not run again keeps its rank and its time)."""
+    return {**old, **found, "seconds": {**old.get("seconds", {}), **found.get("seconds", {})}}
 
 
 # ---- repair ----
@@ -357,8 +370,8 @@ def run_plant(draw: Draw, index: int, ctx: dict, args: argparse.Namespace, old: 
         say("  no FN to rank heads on: localization and repair skipped")
         return record
     planted = [nl.Head.parse(h) for h in spec.heads]
-    found, rankings = localize(model, probe, planted, args.localize, chunk)
-    record["localization"] = {**record.get("localization", {}), **found}
+    found, rankings = localize(model, probe, planted, LOCALIZE[args.localize], chunk)
+    record["localization"] = merge_localization(record.get("localization", {}), found)
     loc = record["localization"]
     recalls = [
         f"{k} {v['recall_at_10']:.2f}"

@@ -94,6 +94,19 @@ def test_an_old_record_is_kept_only_for_the_plant_it_measured():
     assert got["plant"]["epochs"] == 8
 
 
+def test_a_later_run_adds_its_methods_and_keeps_what_it_did_not_run():
+    old = {"patching": {"ranks": [3]}, "verified": {"ranks": [2]}, "seconds": {"patching": 684.3}}
+    found = {"verified": {"ranks": [1]}, "exact": {"ranks": [4]}, "seconds": {"exact": 446.7}}
+    got = suite.merge_localization(old, found)
+    assert got["patching"] == {"ranks": [3]} and got["exact"] == {"ranks": [4]}
+    assert got["verified"] == {"ranks": [1]}  # run again: the new result
+    assert got["seconds"] == {"patching": 684.3, "exact": 446.7}
+    assert suite.LOCALIZE["exact"] == ("exact",) and set(suite.LOCALIZE["all"]) == {
+        "exact",
+        "patching",
+    }
+
+
 def test_summary_means_and_shares_over_taken_plants():
     def record(route, recall_nas, fixed, taken=True):
         return {
