@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nasalens.baselines import ContextualCalibration, HeadFix
 from nasalens.errors import NasalensError
-from nasalens.metrics import EvalResult, summarize
+from nasalens.metrics import EvalResult, evaluate, summarize
 from nasalens.models import Head
 from nasalens.plotting.tuning import plot_comparison, plot_nasa, plot_tradeoff
 from nasalens.prompts import binary, encode
@@ -65,6 +66,36 @@ def test_compare_reads_model_nas_in_the_same_pass(tiny_model):
     assert cmp.retention.empty
     with pytest.raises(NasalensError, match="baseline 'c'"):
         ev.compare({"a": tiny_model}, {"set": samples}, baseline="c")
+
+
+def test_compare_reads_a_head_fix_and_calibration_without_nas_passes_of_their_own(
+    tiny_model, monkeypatch
+):
+    samples = make_samples(6)
+    fix = HeadFix(tiny_model, [Head(1, 2), Head(0, 1)], how="mean", reference=samples)
+    calibrated = ContextualCalibration(tiny_model)
+    batch = encode(tiny_model, samples, template=binary())
+    fixed_nas = nas(tiny_model, batch, fwd_hooks=fix.hooks(batch), progress=False).model
+    plain_nas = nas(tiny_model, batch, progress=False).model
+    alone = {
+        "fix": evaluate(fix, batch, progress=False),
+        "cal": evaluate(calibrated, batch, progress=False),
+    }
+    calls = []
+    monkeypatch.setattr(ev, "nas", lambda *a, **k: calls.append(a) or nas(*a, **k))
+    models = {"base": tiny_model, "fix": fix, "cal": calibrated}
+    cmp = ev.compare(models, {"set": samples}, n_boot=20, progress=False)
+    assert not calls  # every model NAS came from a decision's own pass
+    table = cmp.table.set_index("model")["model_nas"]
+    assert table["fix"] == pytest.approx(fixed_nas, rel=1e-5, abs=1e-6)
+    assert table["cal"] == table["base"] == pytest.approx(plain_nas, rel=1e-5, abs=1e-6)
+    assert fixed_nas != pytest.approx(plain_nas)  # the fix moves NAS: the check can tell
+    for name, expected in alone.items():
+        got = cmp.results[("set", name)].per_sample
+        np.testing.assert_allclose(got["p_yes"], expected.per_sample["p_yes"], atol=1e-6)
+    alone_model = ContextualCalibration(tiny_model)  # no plain model before it: its own pass
+    ev.compare({"cal": alone_model}, {"set": samples}, n_boot=20, progress=False)
+    assert len(calls) == 1
 
 
 def test_qa_retention_counts_exact_matches(tiny_model, monkeypatch):

@@ -19,6 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from nasalens.baselines import HeadFix
 from nasalens.data.answers import matches
 from nasalens.data.sample import Question, Sample
 from nasalens.deprecation import renamed_arguments
@@ -26,6 +27,7 @@ from nasalens.errors import NasalensError
 from nasalens.generation import short_answers
 from nasalens.metrics import Decider, EvalResult, auroc, candidate_logprobs, evaluate
 from nasalens.models import adapt
+from nasalens.models.interface import FwdHooks
 from nasalens.prompts import Batch, binary, encode
 from nasalens.scores import DEFAULT_EPS, Region, nas, nas_hooks
 
@@ -43,6 +45,8 @@ class NasWatch:
         model: A model from `nasalens.load_model`.
         eps: NAS clamp.
         region: NAS region.
+        fwd_hooks: Hooks active in every pass before NAS reads the patterns (a `HeadFix`'s:
+            its decisions and the NAS it leaves, in one pass).
     """
 
     def __init__(
@@ -51,8 +55,10 @@ class NasWatch:
         *,
         eps: float = DEFAULT_EPS,
         region: Region = "after_instruction",
+        fwd_hooks: FwdHooks = (),
     ) -> None:
         self.model, self.eps, self.region = model, eps, region
+        self.fwd_hooks = list(fwd_hooks)
         self.model_nas: Tensor = torch.zeros(0)
 
     def answer_logprobs(
@@ -68,7 +74,10 @@ class NasWatch:
         with torch.no_grad():
             for index, sub in chunks:
                 per = torch.zeros(3, len(sub), geo.n_layers, geo.n_heads)
-                hooks = nas_hooks(adapter, sub, per, eps=self.eps, region=self.region)
+                hooks = [
+                    *self.fwd_hooks,
+                    *nas_hooks(adapter, sub, per, eps=self.eps, region=self.region),
+                ]
                 logits = adapter.logits_at(sub.tokens, sub.attention_mask, sub.answer_pos, hooks)
                 out[index] = candidate_logprobs(logits, sub).cpu()
                 per_row[index] = per[0].sum(dim=(1, 2))
@@ -155,8 +164,9 @@ def compare(
         raise NasalensError(f"compare: baseline {base_name!r} is not one of {list(models)}")
     rows, results = [], {}
     for set_name, samples in sets.items():
+        seen: dict[int, float] = {}  # model NAS of the plain models evaluated on this set
         for name, model in models.items():
-            result, model_nas = _evaluate(model, samples, chunk_size, progress, name)
+            result, model_nas = _evaluate(model, samples, chunk_size, progress, name, seen)
             results[(set_name, name)] = result
             row = {"set": set_name, "model": name, **result.summary}
             for metric in INTERVAL_METRICS:
@@ -184,18 +194,31 @@ def _evaluate(
     chunk_size: int,
     progress: bool,
     name: str,
+    seen: dict[int, float],
 ) -> tuple[EvalResult, float]:
-    """Decisions and mean model NAS; a `Decider`'s NAS is its model's under its own hooks."""
-    if isinstance(model, Decider):
-        batch = encode(model.model, samples, template=binary())
-        result = evaluate(model, batch, chunk_size=chunk_size, progress=progress, name=name)
-        hooks = model.hooks(batch) if callable(getattr(model, "hooks", None)) else ()  # type: ignore[attr-defined]
-        scores = nas(model.model, batch, chunk_size=chunk_size, progress=False, fwd_hooks=hooks)
-        return result, scores.model
-    watch = NasWatch(model)
-    batch = encode(model, samples, template=binary())
-    result = evaluate(watch, batch, chunk_size=chunk_size, progress=progress, name=name)
-    return result, float(watch.model_nas.mean())
+    """Decisions and mean model NAS (a `Decider`'s: its model's, under its own hooks).
+
+    A model and a `HeadFix` (the model under the fix's hooks) answer and give their NAS in one
+    pass. Any other `Decider` (calibration: the same forward, answers moved afterwards) needs a
+    NAS pass of its own, unless it has no hooks and its model's NAS on these samples is in
+    ``seen`` (by the model's id; filled here by the plain models evaluated before it).
+    """
+    plain = model.model if isinstance(model, Decider) else model
+    batch = encode(plain, samples, template=binary())
+    if isinstance(model, HeadFix) or not isinstance(model, Decider):
+        hooks = model.hooks(batch) if isinstance(model, HeadFix) else ()
+        watch = NasWatch(plain, fwd_hooks=hooks)
+        result = evaluate(watch, batch, chunk_size=chunk_size, progress=progress, name=name)
+        value = float(watch.model_nas.mean())
+        if not isinstance(model, HeadFix):
+            seen[id(plain)] = value
+        return result, value
+    result = evaluate(model, batch, chunk_size=chunk_size, progress=progress, name=name)
+    hooks = model.hooks(batch) if callable(getattr(model, "hooks", None)) else ()  # type: ignore[attr-defined]
+    if not hooks and id(plain) in seen:
+        return result, seen[id(plain)]
+    scores = nas(plain, batch, chunk_size=chunk_size, progress=False, fwd_hooks=hooks)
+    return result, scores.model
 
 
 @renamed_arguments(n="n_boot")
