@@ -198,18 +198,29 @@ def ece(gold: npt.ArrayLike, p_pos: npt.ArrayLike, *, bins: int = 10) -> float:
     return float(total)
 
 
+#: The metrics of `summarize` beyond `classification`'s, each from gold and P(positive).
+_SCORED: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "auroc": auroc,
+    "best_threshold_accuracy": best_threshold_accuracy,
+    "ece": ece,
+    "share_yes": lambda g, p: float(np.mean(p > 0.5)) if len(p) else math.nan,
+    "mean_p_yes": lambda g, p: float(np.mean(p)) if len(p) else math.nan,
+}
+
+
 def summarize(gold: npt.ArrayLike, p_pos: npt.ArrayLike) -> dict:
     """Return every summary metric of decisions ``p_pos > 0.5`` against ``gold``."""
     g, p = np.asarray(gold, dtype=bool), np.asarray(p_pos, dtype=float)
     out = classification(g, p > 0.5)
-    out.update(
-        auroc=auroc(g, p),
-        best_threshold_accuracy=best_threshold_accuracy(g, p),
-        ece=ece(g, p),
-        share_yes=float(np.mean(p > 0.5)) if len(p) else math.nan,
-        mean_p_yes=float(np.mean(p)) if len(p) else math.nan,
-    )
+    out.update({name: fn(g, p) for name, fn in _SCORED.items()})
     return out
+
+
+def _one(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``summarize(g, p)[name]``, computing that metric alone (a bootstrap asks 1000 times)."""
+    if name in _SCORED:
+        return _SCORED[name]
+    return lambda g, p: classification(g, p > 0.5)[name]
 
 
 @renamed_arguments(n="n_boot")
@@ -230,12 +241,7 @@ def bootstrap(
     if isinstance(metric, str):
         if metric not in METRICS:
             raise NasalensError(f"unknown metric {metric!r}; use one of {METRICS}")
-        name = metric
-
-        def by_name(gg: np.ndarray, pp: np.ndarray) -> float:
-            return float(summarize(gg, pp)[name])
-
-        fn: Callable[[np.ndarray, np.ndarray], float] = by_name
+        fn = _one(metric)
     else:
         fn = metric
     rng = np.random.default_rng(seed)

@@ -75,6 +75,15 @@ def test_ece_hand_case():
     assert metrics.ece(gold, p) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("name", metrics.METRICS)
+def test_a_bootstrap_by_name_computes_the_metric_as_summarize_does(name):
+    rng = np.random.default_rng(1)
+    gold, p = rng.random(40) < 0.5, rng.random(40)
+    p[:6] = 0.5  # ties and the threshold itself
+    whole = metrics.bootstrap(gold, p, lambda g, q: metrics.summarize(g, q)[name], n_boot=200)
+    assert metrics.bootstrap(gold, p, name, n_boot=200) == whole
+
+
 def test_bootstrap_is_seeded_and_brackets_the_estimate():
     rng = np.random.default_rng(1)
     gold = rng.random(200) < 0.5
