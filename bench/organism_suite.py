@@ -28,7 +28,7 @@ cached, so a plant costs minutes once and seconds after. For each plant, in one 
 Results go to one JSON per plant and a summary JSON over every plant measured so far; a rerun
 adds only what a plant's record lacks (``--plants 0,1 --repairs causal_rules_off,random`` adds
 two NASA routes to two plants). The tables go to docs/organism_suite.md, the two figures to
-docs/figures/.
+docs/figures/ (with ``--out`` elsewhere: beside the JSON files, the docs left alone).
 
     python bench/organism_suite.py --quick     # 3 plants, the cheap methods (about 20 min)
     python bench/organism_suite.py             # every plant and method (hours; resumable)
@@ -491,8 +491,9 @@ def summarize(records: list[dict], preplant: dict) -> dict:
     }
 
 
-def render(out: Path) -> None:
-    """docs/organism_suite.md and two figures from the JSON files in ``out``."""
+def render(out: Path, page: Path = DOCS) -> None:
+    """The suite's page (docs/organism_suite.md) and two figures beside it, from the JSON
+    files in ``out``."""
     import plotly.graph_objects as go
 
     from nasalens.artifacts import read_json, write_json
@@ -605,7 +606,7 @@ def render(out: Path) -> None:
                 f"{h['recall_ci'][1]:.2f}] | {h['auroc']:.3f} [{h['auroc_ci'][0]:.2f}, "
                 f"{h['auroc_ci'][1]:.2f}] | {h['share_yes']:.2f} |"
             )
-    figures = DOCS.parent / "figures"  # beside the page, so the docs site serves them
+    figures = page.parent / "figures"  # beside the page, so the docs site serves them
     figures.mkdir(exist_ok=True)
     rank_fig = go.Figure()
     for m in methods:
@@ -645,8 +646,8 @@ def render(out: Path) -> None:
         "and [recall vs AUROC per repair, one point per plant](figures/repair_scatter.html).",
         "",
     ]
-    DOCS.write_text("\n".join(lines))
-    say(f"wrote {DOCS}")
+    page.write_text("\n".join(lines))
+    say(f"wrote {page}")
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -654,8 +655,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     from nasalens.artifacts import read_json, write_json
 
     args.out.mkdir(parents=True, exist_ok=True)
+    # Only the recorded suite writes the docs; a run elsewhere gets its page beside its JSON.
+    page = DOCS if args.out == OUT / args.taught else args.out / "organism_suite.md"
     if args.render:
-        render(args.out)
+        render(args.out, page)
         return None
     import torch
 
@@ -687,7 +690,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     write_json(args.out / "summary.json", _plain(summary))
     say(json.dumps(_plain({k: summary[k] for k in ("localization", "repair")}), indent=1))
     say(f"suite: {summary['seconds']} s")
-    render(args.out)
+    render(args.out, page)
     return summary
 
 

@@ -174,8 +174,7 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
     # A summary left behind by a run cut short (one plant): render recomputes it from both.
     stale = suite.summarize(records[:1], m(0.7, 0.88))
     write_json(tmp_path / "summary.json", {**stale, "mode": "x"})
-    monkeypatch.setattr(suite, "DOCS", tmp_path / "suite.md")
-    suite.render(tmp_path)
+    suite.render(tmp_path, tmp_path / "suite.md")
     assert json.loads((tmp_path / "summary.json").read_text())["plants"] == 2
     page = (tmp_path / "suite.md").read_text()
     assert "(2 plants, 2 taken)" in page and "the last run: x)" in page
@@ -187,3 +186,7 @@ def test_render_writes_the_tables_and_both_figures(tmp_path, monkeypatch):
     assert {p.name for p in (tmp_path / "figures").iterdir()} == {
         "planted_ranks.html", "repair_scatter.html",
     }  # fmt: skip
+    # A run with --out elsewhere writes its page beside its JSON and leaves the docs alone.
+    monkeypatch.setattr(suite, "DOCS", tmp_path / "docs" / "organism_suite.md")
+    suite.main(["--render", "--out", str(tmp_path)])
+    assert (tmp_path / "organism_suite.md").is_file() and not (tmp_path / "docs").exists()
