@@ -30,7 +30,7 @@ adds only what a plant's record lacks (``--plants 0,1 --repairs causal_rules_off
 two NASA routes to two plants). The tables go to docs/organism_suite.md, the two figures to
 docs/figures/ (with ``--out`` elsewhere: beside the JSON files, the docs left alone).
 
-    python bench/organism_suite.py --quick     # 3 plants, the cheap methods (about 20 min)
+    python bench/organism_suite.py --quick     # 3 plants, the cheap methods (14 min from scratch)
     python bench/organism_suite.py             # every plant and method (hours; resumable)
     python bench/organism_suite.py --plants 3,4 --localize cheap --repairs nasa_paper,random
     python bench/organism_suite.py --render    # docs/organism_suite.md from the JSON
