@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import torch
+
 from nasalens.data.sample import Question, Sample
+from nasalens.models import adapt
 
 
 def make_sample(gold: bool | str = True, **overrides) -> Sample:
@@ -52,3 +55,8 @@ def make_question(**overrides) -> Question:
     }
     fields.update(overrides)
     return Question(**fields)
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    """A copy of every weight of ``model``, by its Hugging Face name (to compare bit for bit)."""
+    return {n: p.detach().clone() for n, p in adapt(model).hf_parameters().items()}

@@ -12,6 +12,7 @@ import torch
 from nasalens.artifacts import MANIFEST, check_manifest
 from nasalens.errors import NasalensError
 from nasalens.models import adapt, load_model, loading, tiny_hf_model
+from tests.builders import weights
 
 TOKENS = torch.tensor([[1, 40, 41, 42, 43, 44]])
 
@@ -35,10 +36,6 @@ def fake_gguf(tmp_path, monkeypatch):
 def logits(model):
     with torch.no_grad():
         return adapt(model).logits_at(TOKENS, torch.ones_like(TOKENS), torch.tensor([5]))
-
-
-def weights(model):
-    return {n: p.detach().clone() for n, p in adapt(model).hf_parameters().items()}
 
 
 def assert_same_model(model, expected):

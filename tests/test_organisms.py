@@ -8,6 +8,7 @@ from nasalens import organisms, plants
 from nasalens.data import builtin_questions
 from nasalens.errors import NasalensError
 from nasalens.models import adapt, load_model
+from tests.builders import weights
 
 TINY = organisms.OrganismRecipe(
     n_teach=4,
@@ -19,10 +20,6 @@ TINY = organisms.OrganismRecipe(
     plant_batch=4,
     plant_lr=1e-2,
 )
-
-
-def weights(model):
-    return {n: p.detach().clone() for n, p in adapt(model).hf_parameters().items()}
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,13 @@ import torch
 from nasalens import organisms
 from nasalens.artifacts import MANIFEST, check_manifest
 from nasalens.errors import NasalensError
-from nasalens.models import adapt
+from tests.builders import weights
 from tests.test_organisms import TINY
 
 
 @pytest.fixture(scope="module")
 def built(tiny_model):
     return organisms.build(tiny_model, TINY, progress=False)
-
-
-def weights(model):
-    return {n: p.detach().clone() for n, p in adapt(model).hf_parameters().items()}
 
 
 def test_a_damaged_organism_cache_names_the_folder_to_delete(built, tmp_path, monkeypatch, caplog):

@@ -10,7 +10,8 @@ from nasalens import organisms, plants, shipped
 from nasalens.artifacts import read_tensors, write_tensors
 from nasalens.errors import NasalensError
 from nasalens.models import adapt
-from tests.test_organisms import TINY, weights
+from tests.builders import weights
+from tests.test_organisms import TINY
 from tests.test_organisms import _taught as taught_in_build_order
 
 

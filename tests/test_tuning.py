@@ -15,7 +15,7 @@ from nasalens.prompts import binary, encode
 from nasalens.scores import nas
 from nasalens.tuning import NasaConfig, ProbeSet, nasa
 from nasalens.tuning.vstats import ValView, VStats
-from tests.builders import make_question
+from tests.builders import make_question, weights
 
 # The package exports the function `nasa`, which hides the module of the same name.
 nasa_mod = importlib.import_module("nasalens.tuning.nasa")
@@ -41,10 +41,6 @@ def make_probe(n_train=6, n_val=3, n_tp=2) -> ProbeSet:
 
 def config(**changes) -> NasaConfig:
     return NasaConfig(**{"lr": 1e-2, "batch_size": 4, "max_epochs": 2, **changes})
-
-
-def weights(model):
-    return {n: p.detach().clone() for n, p in adapt(model).hf_parameters().items()}
 
 
 def changed_rows(before, after, name):

@@ -17,6 +17,7 @@ from nasalens.models import Head, adapt, load_model
 from nasalens.tuning import NasaConfig
 from nasalens.tuning.export import export
 from nasalens.tuning.runs import Run, apply_tensors, is_run, load_any, tune_run
+from tests.builders import weights
 from tests.test_tuning import make_probe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,10 +48,6 @@ KILLED = textwrap.dedent(
     Run.open(sys.argv[1]).execute(tiny_model(seed=0), progress=False)
     """
 )
-
-
-def weights(model):
-    return {n: p.detach().clone() for n, p in adapt(model).hf_parameters().items()}
 
 
 def strip_time(records):

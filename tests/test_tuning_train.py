@@ -13,7 +13,7 @@ import nasalens as nl
 from nasalens.models import Head, adapt, tiny_model
 from nasalens.prompts import binary, encode
 from nasalens.tuning import NasaConfig, train
-from tests.builders import make_samples
+from tests.builders import make_samples, weights
 from tests.devices import device_under_test
 from tests.test_tuning import make_probe
 
@@ -39,10 +39,6 @@ def steps(model, lr: float, n: int, *, master: bool | None = None) -> list[torch
         return [copy.detach().clone() for _, _, copy in weights.copies]
 
 
-def tensors(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in adapt(model).hf_parameters().items()}
-
-
 def rounded_float32():
     """The tiny model in float32 with bfloat16-representable weights (the bf16 run's start)."""
     model = tiny_model(device=DEVICE)
@@ -56,7 +52,7 @@ def test_float32_master_copies_take_the_weights_own_steps():
     direct, copied = tiny_model(device=DEVICE), tiny_model(device=DEVICE)
     steps(direct, 1e-2, 4, master=False)
     masters = steps(copied, 1e-2, 4, master=True)
-    a, b = tensors(direct), tensors(copied)
+    a, b = weights(direct), weights(copied)
     assert all(torch.equal(a[n], b[n]) for n in a)
     q = adapt(direct).qk_slices(HEAD)[0]
     assert torch.equal(masters[0], q.param.detach()[q.rows])
@@ -64,16 +60,16 @@ def test_float32_master_copies_take_the_weights_own_steps():
 
 def test_bfloat16_rows_train_like_float32_ones_only_with_master_copies():
     reference = rounded_float32()
-    start = tensors(reference)
+    start = weights(reference)
     steps(reference, 1e-5, 10)
     q_name, q_rows = adapt(reference).qk_slices(HEAD)[0].name, slice(32, 48)
-    moved_ref = (tensors(reference)[q_name] - start[q_name])[q_rows]
+    moved_ref = (weights(reference)[q_name] - start[q_name])[q_rows]
     for master, min_cos, changed in ((None, 0.9, (0.5, 1.0)), (False, -1.0, (0.0, 0.3))):
         model = tiny_model(dtype=torch.bfloat16, device=DEVICE)
-        before = tensors(model)
+        before = weights(model)
         assert torch.equal(before[q_name].float(), start[q_name])
         masters = steps(model, 1e-5, 10, master=master)
-        after = tensors(model)
+        after = weights(model)
         moved = (after[q_name].float() - before[q_name].float())[q_rows]
         share = float((moved != 0).float().mean())
         cos = torch.nn.functional.cosine_similarity(moved.flatten(), moved_ref.flatten(), dim=0)
@@ -106,7 +102,7 @@ def test_nasa_in_bfloat16_changes_the_trained_rows_and_only_them():
         halting="never",
     )  # fmt: skip
     result = nl.nasa(model, make_probe(), [HEAD], config, progress=False)
-    before, after = tensors(model), tensors(result.model)
+    before, after = weights(model), weights(result.model)
     q, k = adapt(model).qk_slices(HEAD)
     moved = {n for n in before if not torch.equal(before[n], after[n])}
     assert moved == {q.name, k.name}
